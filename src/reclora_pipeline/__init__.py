@@ -1,0 +1,3 @@
+"""RecLoRA as a Kedro pipeline."""
+
+__version__ = "0.1.0"

