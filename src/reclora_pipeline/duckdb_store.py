@@ -85,19 +85,32 @@ class DuckDBTable:
 
     def count(self) -> int:
         """Number of rows."""
-        return int(self.connection.execute(f"SELECT count(*) FROM {self.sql_name}").fetchone()[0])
+        return int(fetch_row(self.connection, f"SELECT count(*) FROM {self.sql_name}")[0])
 
     def columns(self) -> list[str]:
         """Column names, in order."""
         return list(self.relation().columns)
 
 
+def fetch_row(
+    connection: duckdb.DuckDBPyConnection, sql: str, parameters: list[Any] | None = None
+) -> tuple[Any, ...] | None:
+    """The first row of a query, or None; the result is read to the end.
+
+    ``execute(...).fetchone()`` would leave the result pending, and DuckDB then
+    refuses other work on the connection until it is finished.
+    """
+    rows = connection.execute(sql, parameters or []).fetchall()
+    return rows[0] if rows else None
+
+
 def table_exists(connection: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether a table or view called ``name`` exists in the main schema."""
-    row = connection.execute(
+    row = fetch_row(
+        connection,
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'",
         [name],
-    ).fetchone()
+    )
     return bool(row and row[0])
 
 

@@ -6,7 +6,7 @@ import logging
 
 import duckdb
 
-from reclora_pipeline.duckdb_store import DuckDBTable
+from reclora_pipeline.duckdb_store import DuckDBTable, fetch_row
 from reclora_pipeline.ingest.labels import LabelRule
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def k_core_filter(interactions: DuckDBTable, k: int) -> duckdb.DuckDBPyRelation:
         )
         connection.execute(f"DROP TABLE {current}")
         connection.execute(f"ALTER TABLE _k_core_next RENAME TO {current}")
-        kept = int(connection.execute(f"SELECT count(*) FROM {current}").fetchone()[0])
+        kept = int(fetch_row(connection, f"SELECT count(*) FROM {current}")[0])
         logger.info("k-core (k=%d) pass %d: %d -> %d interactions", k, iteration, rows, kept)
         if kept == rows:
             break

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from reclora_pipeline.duckdb_store import fetch_row
 from reclora_pipeline.ingest.errors import InputDataError
 from reclora_pipeline.ingest.text_files import (
     DelimitedFormat,
@@ -307,10 +308,11 @@ def read_goodreads(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
         "date_added": "VARCHAR",
     }
     read_json_lines(connection, inter_path, columns, "inter_raw")
-    bad = connection.execute(
+    bad = fetch_row(
+        connection,
         "SELECT n, date_added FROM (SELECT row_number() OVER () AS n, date_added FROM inter_raw) "
-        "WHERE try_strptime(date_added, '%a %b %d %H:%M:%S %z %Y') IS NULL ORDER BY n LIMIT 1"
-    ).fetchone()
+        "WHERE try_strptime(date_added, '%a %b %d %H:%M:%S %z %Y') IS NULL ORDER BY n LIMIT 1",
+    )
     if bad:
         raise InputDataError(
             inter_path, f"date_added {bad[1]!r} is not a GoodReads date", line=int(bad[0]),
@@ -337,17 +339,24 @@ def read_goodreads(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
         read_json_lines(
             connection, author_files[0], {"author_id": "VARCHAR", "name": "VARCHAR"}, "author_raw"
         )
-        author_names = (
-            "list_transform(authors, lambda a: coalesce("
-            "(SELECT any_value(name) FROM author_raw WHERE author_raw.author_id = a.author_id), "
-            "a.author_id))"
-        )
     else:
-        author_names = "list_transform(authors, lambda a: a.author_id)"
+        connection.execute(
+            "CREATE OR REPLACE TEMP TABLE author_raw (author_id VARCHAR, name VARCHAR)"
+        )
+    # Author names in the book's order; an author without a name keeps its id.
     connection.execute(
-        "CREATE OR REPLACE TEMP TABLE items AS SELECT book_id AS item_id, title, "
-        "TRY_CAST(nullif(publication_year, '') AS INTEGER) AS year, "
-        f"{_NO_LIST} AS genres, coalesce({author_names}, {_NO_LIST}) AS authors FROM books_raw"
+        "CREATE OR REPLACE TEMP TABLE book_authors AS "
+        "SELECT u.book_id, list(coalesce(n.name, u.author.author_id) ORDER BY u.position) AS authors "
+        "FROM (SELECT book_id, unnest(authors) AS author, generate_subscripts(authors, 1) AS position "
+        "FROM books_raw) u "
+        "LEFT JOIN (SELECT author_id, any_value(name) AS name FROM author_raw GROUP BY 1) n "
+        "ON n.author_id = u.author.author_id GROUP BY u.book_id"
+    )
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE items AS SELECT b.book_id AS item_id, b.title, "
+        "TRY_CAST(nullif(b.publication_year, '') AS INTEGER) AS year, "
+        f"{_NO_LIST} AS genres, coalesce(a.authors, {_NO_LIST}) AS authors "
+        "FROM books_raw b LEFT JOIN book_authors a USING (book_id)"
     )
     _users_without_profile(connection)
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from reclora_pipeline.duckdb_store import DuckDBTable
+from reclora_pipeline.duckdb_store import DuckDBTable, fetch_row
 
 
 def ingest_summary(
     interactions: DuckDBTable, items: DuckDBTable, users: DuckDBTable, samples: DuckDBTable
 ) -> dict[str, int]:
     """Counts of users, items, interactions, positives, per-split interactions and samples."""
-    counts = interactions.connection.execute(
+    counts = fetch_row(
+        interactions.connection,
         "SELECT count(*), coalesce(sum(label), 0), count(*) FILTER (WHERE split = 'train'), "
         "count(*) FILTER (WHERE split = 'valid'), count(*) FILTER (WHERE split = 'test') "
-        f"FROM {interactions.sql_name}"
-    ).fetchone()
+        f"FROM {interactions.sql_name}",
+    )
     total, positives, train, valid, test = (int(value) for value in counts)
     return {
         "users": users.count(),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from reclora_pipeline.duckdb_store import fetch_row
 from reclora_pipeline.ingest.errors import InputDataError
 
 # Delimiters tried when a file does not split as declared, to say which one it uses.
@@ -225,7 +226,7 @@ def read_json_lines(
 
 
 def _check_not_empty(connection: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
-    if connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] == 0:
+    if fetch_row(connection, f'SELECT count(*) FROM "{table}"')[0] == 0:
         raise InputDataError(path, "has no data rows", expected="at least one data row")
 
 
@@ -238,14 +239,15 @@ def _check_required(
     header_lines: int,
 ) -> None:
     counts = ", ".join(f'count(*) FILTER (WHERE "{name}" IS NULL)' for name in required)
-    nulls = connection.execute(f'SELECT {counts} FROM "{table}"').fetchone()
+    nulls = fetch_row(connection, f'SELECT {counts} FROM "{table}"')
     for name, count in zip(required, nulls, strict=True):
         if count:
             # Only on failure: number the rows in file order to name the first bad line.
-            row = connection.execute(
+            row = fetch_row(
+                connection,
                 f'SELECT n FROM (SELECT row_number() OVER () AS n, "{name}" AS v FROM {source}) '
-                "WHERE v IS NULL ORDER BY n LIMIT 1"
-            ).fetchone()
+                "WHERE v IS NULL ORDER BY n LIMIT 1",
+            )
             raise InputDataError(
                 path,
                 f"empty value ({count} row(s) in all)",
@@ -264,9 +266,10 @@ def check_unique(
 ) -> None:
     """Reject duplicated key rows (e.g. the same user, item and timestamp twice)."""
     key_sql = ", ".join(f'"{key}"' for key in keys)
-    duplicated = connection.execute(
-        f'SELECT {key_sql}, count(*) FROM "{table}" GROUP BY ALL HAVING count(*) > 1 LIMIT 1'
-    ).fetchone()
+    duplicated = fetch_row(
+        connection,
+        f'SELECT {key_sql}, count(*) FROM "{table}" GROUP BY ALL HAVING count(*) > 1 LIMIT 1',
+    )
     if duplicated is None:
         return
     values = dict(zip(keys, duplicated[:-1], strict=True))

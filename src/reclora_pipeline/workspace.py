@@ -1,0 +1,70 @@
+"""Scratch copies of the project (configuration + empty data folders) for tests and benchmarks.
+
+A run inside a workspace reads the same ``conf/base`` as the real project but
+writes its DuckDB file, reports and MLflow store under the workspace, so it
+never touches the user's own ``data/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+DATA_LAYERS = (
+    "01_raw", "02_intermediate", "03_primary", "04_feature",
+    "05_model_input", "06_models", "07_model_output", "08_reporting",
+)  # fmt: skip
+
+
+def project_root() -> Path:
+    """The source checkout this package is installed from (editable install)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file() or not (root / "conf" / "base").is_dir():
+        raise FileNotFoundError(
+            f"no Kedro project found at {root}: workspaces need an editable install of the checkout"
+        )
+    return root
+
+
+def make_workspace(destination: str | Path) -> Path:
+    """Create ``destination`` with the project's pyproject.toml, conf/base and data layers."""
+    root = project_root()
+    target = Path(destination)
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(root / "pyproject.toml", target / "pyproject.toml")
+    shutil.copytree(root / "conf" / "base", target / "conf" / "base", dirs_exist_ok=True)
+    (target / "conf" / "local").mkdir(parents=True, exist_ok=True)
+    # Kedro insists on the source folder; the package itself comes from the install.
+    (target / "src").mkdir(exist_ok=True)
+    (target / ".telemetry").write_text("consent: false\n")
+    for layer in DATA_LAYERS:
+        (target / "data" / layer).mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def kedro_environment() -> dict[str, str]:
+    """Environment for a quiet, offline ``kedro`` subprocess."""
+    env = dict(os.environ)
+    env["KEDRO_DISABLE_TELEMETRY"] = "true"
+    env["HF_HUB_OFFLINE"] = "1"
+    env["TRANSFORMERS_OFFLINE"] = "1"
+    return env
+
+
+def run_kedro(
+    workspace: str | Path, *args: str, timeout: float | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``kedro <args>`` inside ``workspace`` with this interpreter; capture its output."""
+    kedro = Path(sys.executable).with_name("kedro")
+    return subprocess.run(
+        [str(kedro), *args],
+        cwd=workspace,
+        env=kedro_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
