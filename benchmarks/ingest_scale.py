@@ -50,7 +50,15 @@ def write_ratings(path: Path, users: int, items: int, ratings: int, seed: int) -
     start = 789_652_009  # 1995-01-09, the first ML-25M timestamp
     span = 1_574_327_703 - start
     with pacsv.CSVWriter(
-        path, pa.schema([("userId", pa.int64()), ("movieId", pa.int64()), ("rating", pa.float64()), ("timestamp", pa.int64())])
+        path,
+        pa.schema(
+            [
+                ("userId", pa.int64()),
+                ("movieId", pa.int64()),
+                ("rating", pa.float64()),
+                ("timestamp", pa.int64()),
+            ]
+        ),
     ) as writer:
         for first in range(0, users, 20_000):
             chunk = counts[first : first + 20_000]
@@ -80,7 +88,9 @@ def write_movies(path: Path, items: int, seed: int) -> None:
         f"Movie {i}, The ({year})" if i % 7 == 0 else f"Movie {i} ({year})"
         for i, year in zip(range(1, items + 1), years, strict=True)
     ]
-    genres = ["|".join(rng.choice(GENRES, size=rng.integers(1, 4), replace=False)) for _ in range(items)]
+    genres = [
+        "|".join(rng.choice(GENRES, size=rng.integers(1, 4), replace=False)) for _ in range(items)
+    ]
     table = pa.table({"movieId": np.arange(1, items + 1), "title": titles, "genres": genres})
     pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="needed"))
 
@@ -121,7 +131,9 @@ def main() -> None:
         if result.returncode != 0:
             print(result.stdout[-3000:], result.stderr[-6000:])
             raise SystemExit(f"ingest failed with exit code {result.returncode}")
-        summary = json.loads((workspace / "data" / "08_reporting" / "ingest_summary.json").read_text())
+        summary = json.loads(
+            (workspace / "data" / "08_reporting" / "ingest_summary.json").read_text()
+        )
         db_bytes = (workspace / "data" / "03_primary" / "reclora.duckdb").stat().st_size
     peak_rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # KiB -> GiB
     print(

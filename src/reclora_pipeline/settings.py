@@ -1,9 +1,18 @@
 """Kedro project settings."""
 
+import warnings
+
 from kedro.config import OmegaConfigLoader
+
+from reclora_pipeline.hooks import ConciseUserErrorHooks
+
+# Deprecation noise from kedro's and kedro-mlflow's own resolvers that users cannot act on.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
 }
+
+HOOKS = (ConciseUserErrorHooks(),)

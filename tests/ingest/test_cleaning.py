@@ -142,7 +142,7 @@ def test_timestamp_ties_are_ordered_by_item_id(database):
     rows = [(1, item, 4.0, t) for item, t in [(5, 1), (4, 2), (9, 3), (2, 3), (7, 3), (3, 4)]]
     interactions = _store(
         database, "interactions",
-        pa.table({**_interactions(rows).to_pydict(), "label": [1] * 6, "split": ["train"] * 6}),
+        pa.table({"interaction_id": list(range(6)), **_interactions(rows).to_pydict(), "label": [1] * 6, "split": ["train"] * 6}),
     )  # fmt: skip
     samples = build_samples(interactions, min_history=5, max_history=60).df()
     assert list(samples.history_item_ids[0]) == [5, 4, 2, 7, 9]

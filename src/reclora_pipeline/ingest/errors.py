@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reclora_pipeline.errors import UserInputError
 
-class InputDataError(ValueError):
+
+class InputDataError(UserInputError):
     """A raw input file is missing or malformed; the message says where and what was expected."""
 
     def __init__(

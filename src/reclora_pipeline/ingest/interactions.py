@@ -7,6 +7,7 @@ import logging
 import duckdb
 
 from reclora_pipeline.duckdb_store import DuckDBTable, fetch_row
+from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.ingest.labels import LabelRule
 
 logger = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ def k_core_filter(interactions: DuckDBTable, k: int) -> duckdb.DuckDBPyRelation:
     filter repeats until a pass removes nothing (the result is a fixpoint).
     """
     if k < 1:
-        raise ValueError(f"ingest.k_core must be >= 1, got {k}")
+        raise ParameterError(f"ingest.k_core must be >= 1, got {k}")
     connection = interactions.connection
     current = "_k_core_current"
     connection.execute(
@@ -44,7 +45,7 @@ def k_core_filter(interactions: DuckDBTable, k: int) -> duckdb.DuckDBPyRelation:
             break
         rows = kept
     if rows == 0:
-        raise ValueError(
+        raise ParameterError(
             f"the {k}-core of the interactions is empty: lower ingest.k_core or use more data"
         )
     return connection.table(current)
@@ -87,11 +88,13 @@ def label_and_split(
 ) -> duckdb.DuckDBPyRelation:
     """Interactions with dense ids, a binary ``label`` and a global temporal ``split``.
 
+    ``interaction_id`` numbers the rows in (timestamp, user, item) order, from 0.
+
     The two cut points are timestamp quantiles of all interactions, so every
     train interaction is no later than every valid one, and valid than test.
     """
     if len(split_ratios) != 3 or min(split_ratios) < 0 or abs(sum(split_ratios) - 1) > 1e-6:
-        raise ValueError(
+        raise ParameterError(
             f"ingest.split_ratios must be 3 non-negative numbers summing to 1, got {split_ratios}"
         )
     train_cut = split_ratios[0]
@@ -99,7 +102,8 @@ def label_and_split(
     return core.connection.sql(
         f"WITH cuts AS (SELECT quantile_disc(timestamp, {train_cut!r}) AS t1, "
         f"quantile_disc(timestamp, {valid_cut!r}) AS t2 FROM {core.sql_name}) "
-        "SELECT u.user_id, i.item_id, c.rating, c.timestamp, "
+        "SELECT row_number() OVER (ORDER BY c.timestamp, u.user_id, i.item_id)::BIGINT - 1 "
+        "AS interaction_id, u.user_id, i.item_id, c.rating, c.timestamp, "
         f"{rule.sql('c.rating')}::TINYINT AS label, "
         "CASE WHEN c.timestamp <= cuts.t1 THEN 'train' WHEN c.timestamp <= cuts.t2 THEN 'valid' "
         "ELSE 'test' END AS split "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from reclora_pipeline.errors import ParameterError
+
 # The paper's rules: rating >= 4 on MovieLens-1M and GoodReads, rating > 3.0 on ML-25M.
 DEFAULT_LABEL_RULES = {
     "recbole": ">= 4",
@@ -28,7 +30,7 @@ class LabelRule:
         """Parse a rule such as ``">= 4"`` or ``"> 3.0"``."""
         match = _RULE.match(str(text))
         if not match:
-            raise ValueError(
+            raise ParameterError(
                 f"invalid ingest.label_rule {text!r}: expected '>= <number>' or '> <number>'"
             )
         return cls(match.group(1), float(match.group(2)))
@@ -46,7 +48,7 @@ def label_rule_for(data_format: str, override: str | None = None) -> LabelRule:
     if override:
         return LabelRule.parse(override)
     if data_format not in DEFAULT_LABEL_RULES:
-        raise ValueError(
+        raise ParameterError(
             f"no default label rule for format {data_format!r}; set ingest.label_rule "
             f"or use one of {sorted(DEFAULT_LABEL_RULES)}"
         )

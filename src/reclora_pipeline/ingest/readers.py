@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from reclora_pipeline.duckdb_store import fetch_row
+from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.ingest.errors import InputDataError
 from reclora_pipeline.ingest.text_files import (
     DelimitedFormat,
@@ -375,11 +376,11 @@ def read_dataset(
 ) -> RawTables:
     """Read and validate one dataset; ``folder`` None or empty means the embedded ML-100K."""
     if data_format not in READERS:
-        raise ValueError(
+        raise ParameterError(
             f"unknown ingest.format {data_format!r}; accepted values: {sorted(READERS)}"
         )
     if not folder and data_format != "recbole":
-        raise ValueError(
+        raise ParameterError(
             f"ingest.path is empty, which selects the embedded MovieLens-100K in RecBole "
             f"format, but ingest.format is {data_format!r}: set ingest.path to your "
             f"{data_format} folder, or ingest.format to 'recbole'"

@@ -1,0 +1,113 @@
+"""The Kedro project as users drive it: `kedro run` in a scratch copy of the project.
+
+Runs on the real embedded MovieLens-100K. Each `kedro` call is a subprocess,
+so these tests take a few seconds each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from reclora_pipeline.pipeline_registry import STAGES
+from reclora_pipeline.workspace import make_workspace, run_kedro
+from tests.sources import WRITERS, small_world
+
+pytestmark = pytest.mark.slow
+
+TABLES = ("raw_interactions", "raw_items", "raw_users", "interactions_core", "items", "users", "interactions", "samples")
+
+
+def _kedro_ok(workspace: Path, *args: str) -> str:
+    result = run_kedro(workspace, *args, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout + result.stderr
+
+
+def _fingerprints(workspace: Path) -> dict[str, str]:
+    """A content hash of every ingest table and the summary file."""
+    connection = duckdb.connect(str(workspace / "data/03_primary/reclora.duckdb"), read_only=True)
+    try:
+        prints = {
+            table: connection.execute(f"SELECT count(*) || ':' || sum(hash(t::VARCHAR)) FROM {table} t").fetchall()[0][0]
+            for table in TABLES
+        }
+    finally:
+        connection.close()
+    prints["summary"] = (workspace / "data/08_reporting/ingest_summary.json").read_text()
+    return prints
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory) -> Path:
+    """A workspace after `kedro run --pipeline ingest` on the embedded default."""
+    workspace = make_workspace(tmp_path_factory.mktemp("project"))
+    _kedro_ok(workspace, "run", "--pipeline", "ingest")
+    return workspace
+
+
+def test_ingest_on_the_embedded_movielens_100k(ingested):
+    import json
+
+    summary = json.loads((ingested / "data/08_reporting/ingest_summary.json").read_text())
+    assert set(summary) == {"users", "items", "interactions", "positives", "train", "valid", "test", "samples"}
+    # MovieLens-100K: 943 users each with >= 20 ratings, so the 5-core keeps every user.
+    assert summary["users"] == 943
+    assert 1_300 <= summary["items"] <= 1_682
+    assert 99_000 <= summary["interactions"] <= 100_000
+    assert summary["train"] + summary["valid"] + summary["test"] == summary["interactions"]
+    assert summary["train"] == pytest.approx(0.8 * summary["interactions"], rel=0.02)
+    # Each user loses exactly their first 5 interactions to the history filter.
+    assert summary["samples"] == summary["interactions"] - 5 * summary["users"]
+    assert 0.5 < summary["positives"] / summary["interactions"] < 0.6
+
+
+def test_rerunning_one_node_reuses_persisted_inputs(ingested):
+    before = _fingerprints(ingested)
+    output = _kedro_ok(ingested, "run", "--nodes", "build_history_samples")
+    assert "Running node: build_history_samples" in output
+    assert "read_raw_tables" not in output
+    assert _fingerprints(ingested) == before
+
+
+def test_bad_input_stops_clearly_and_keeps_the_last_good_run(ingested, tmp_path):
+    before = _fingerprints(ingested)
+    folder = WRITERS["ml-latest"](tmp_path / "bad", small_world())
+    lines = (folder / "ratings.csv").read_text().splitlines()
+    lines[2] = "1,2,four,1000300"
+    (folder / "ratings.csv").write_text("\n".join(lines) + "\n")
+
+    result = run_kedro(
+        ingested, "run", "--pipeline", "ingest", "--params", f"ingest.format=ml-latest,ingest.path={folder}", timeout=600
+    )
+
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "ratings.csv, line 3, column 'rating': value 'four' is not a number" in output
+    assert "Traceback" not in output and "╭" not in output  # a message, not a stack trace
+    assert _fingerprints(ingested) == before
+
+
+def test_other_format_through_params(ingested, tmp_path):
+    import json
+
+    folder = WRITERS["ml-latest"](tmp_path / "latest", small_world())
+    _kedro_ok(ingested, "run", "--pipeline", "ingest", "--params", f"ingest.format=ml-latest,ingest.path={folder},ingest.k_core=2")
+    summary = json.loads((ingested / "data/08_reporting/ingest_summary.json").read_text())
+    assert summary["users"] == 8 and summary["interactions"] <= 72
+
+
+def test_pipeline_registry_lists_every_stage_and_full(monkeypatch):
+    from kedro.framework.project import configure_project
+
+    configure_project("reclora_pipeline")
+    from reclora_pipeline.pipeline_registry import register_pipelines
+
+    pipelines = register_pipelines()
+    stages = [name for name in STAGES if name in pipelines]
+    assert stages[0] == "ingest"
+    assert pipelines["__default__"] is pipelines["full"]
+    full_nodes = {node.name for node in pipelines["full"].nodes}
+    assert full_nodes == {node.name for name in stages for node in pipelines[name].nodes}
