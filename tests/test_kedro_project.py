@@ -17,7 +17,16 @@ from tests.sources import WRITERS, small_world
 
 pytestmark = pytest.mark.slow
 
-TABLES = ("raw_interactions", "raw_items", "raw_users", "interactions_core", "items", "users", "interactions", "samples")
+TABLES = (
+    "raw_interactions",
+    "raw_items",
+    "raw_users",
+    "interactions_core",
+    "items",
+    "users",
+    "interactions",
+    "samples",
+)
 
 
 def _kedro_ok(workspace: Path, *args: str) -> str:
@@ -31,7 +40,9 @@ def _fingerprints(workspace: Path) -> dict[str, str]:
     connection = duckdb.connect(str(workspace / "data/03_primary/reclora.duckdb"), read_only=True)
     try:
         prints = {
-            table: connection.execute(f"SELECT count(*) || ':' || sum(hash(t::VARCHAR)) FROM {table} t").fetchall()[0][0]
+            table: connection.execute(
+                f"SELECT count(*) || ':' || sum(hash(t::VARCHAR)) FROM {table} t"
+            ).fetchall()[0][0]
             for table in TABLES
         }
     finally:
@@ -52,7 +63,16 @@ def test_ingest_on_the_embedded_movielens_100k(ingested):
     import json
 
     summary = json.loads((ingested / "data/08_reporting/ingest_summary.json").read_text())
-    assert set(summary) == {"users", "items", "interactions", "positives", "train", "valid", "test", "samples"}
+    assert set(summary) == {
+        "users",
+        "items",
+        "interactions",
+        "positives",
+        "train",
+        "valid",
+        "test",
+        "samples",
+    }
     # MovieLens-100K: 943 users each with >= 20 ratings, so the 5-core keeps every user.
     assert summary["users"] == 943
     assert 1_300 <= summary["items"] <= 1_682
@@ -80,7 +100,13 @@ def test_bad_input_stops_clearly_and_keeps_the_last_good_run(ingested, tmp_path)
     (folder / "ratings.csv").write_text("\n".join(lines) + "\n")
 
     result = run_kedro(
-        ingested, "run", "--pipeline", "ingest", "--params", f"ingest.format=ml-latest,ingest.path={folder}", timeout=600
+        ingested,
+        "run",
+        "--pipeline",
+        "ingest",
+        "--params",
+        f"ingest.format=ml-latest,ingest.path={folder}",
+        timeout=600,
     )
 
     assert result.returncode != 0
@@ -94,7 +120,14 @@ def test_other_format_through_params(ingested, tmp_path):
     import json
 
     folder = WRITERS["ml-latest"](tmp_path / "latest", small_world())
-    _kedro_ok(ingested, "run", "--pipeline", "ingest", "--params", f"ingest.format=ml-latest,ingest.path={folder},ingest.k_core=2")
+    _kedro_ok(
+        ingested,
+        "run",
+        "--pipeline",
+        "ingest",
+        "--params",
+        f"ingest.format=ml-latest,ingest.path={folder},ingest.k_core=2",
+    )
     summary = json.loads((ingested / "data/08_reporting/ingest_summary.json").read_text())
     assert summary["users"] == 8 and summary["interactions"] <= 72
 
