@@ -132,6 +132,12 @@ def test_other_format_through_params(ingested, tmp_path):
     assert summary["users"] == 8 and summary["interactions"] <= 72
 
 
+def test_full_pipeline_runs_from_the_command_line(ingested):
+    # `full` is a composition of stages; kedro must resolve it through the registry.
+    output = _kedro_ok(ingested, "run", "--pipeline", "full")
+    assert "Running node: read_raw_tables" in output and "Running node: summarize_ingest" in output
+
+
 def test_pipeline_registry_lists_every_stage_and_full(monkeypatch):
     from kedro.framework.project import configure_project
 
