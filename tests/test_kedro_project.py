@@ -12,21 +12,11 @@ import duckdb
 import pytest
 
 from reclora_pipeline.pipeline_registry import STAGES
+from reclora_pipeline.pipelines.ingest.pipeline import INGEST_TABLES
 from reclora_pipeline.workspace import make_workspace, run_kedro
 from tests.sources import WRITERS, small_world
 
 pytestmark = pytest.mark.slow
-
-TABLES = (
-    "raw_interactions",
-    "raw_items",
-    "raw_users",
-    "interactions_core",
-    "items",
-    "users",
-    "interactions",
-    "samples",
-)
 
 
 def _kedro_ok(workspace: Path, *args: str) -> str:
@@ -43,7 +33,7 @@ def _fingerprints(workspace: Path) -> dict[str, str]:
             table: connection.execute(
                 f"SELECT count(*) || ':' || sum(hash(t::VARCHAR)) FROM {table} t"
             ).fetchall()[0][0]
-            for table in TABLES
+            for table in INGEST_TABLES
         }
     finally:
         connection.close()

@@ -8,23 +8,15 @@ from kedro.runner import SequentialRunner
 
 from reclora_pipeline.datasets import AtomicJSONDataset, DuckDBTableDataset
 from reclora_pipeline.pipelines.ingest import create_pipeline
+from reclora_pipeline.pipelines.ingest.pipeline import INGEST_TABLES
 from tests.sources import WRITERS
-
-TABLES = (
-    "raw_interactions",
-    "raw_items",
-    "raw_users",
-    "interactions_core",
-    "items",
-    "users",
-    "interactions",
-    "samples",
-)
 
 
 def _catalog(tmp_path, params):
     database = str(tmp_path / "db.duckdb")
-    datasets = {name: DuckDBTableDataset(table_name=name, database=database) for name in TABLES}
+    datasets = {
+        name: DuckDBTableDataset(table_name=name, database=database) for name in INGEST_TABLES
+    }
     datasets["ingest_summary"] = AtomicJSONDataset(str(tmp_path / "summary.json"))
     datasets["params:ingest"] = MemoryDataset(params)
     return DataCatalog(datasets)

@@ -178,15 +178,51 @@ def read_recbole(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
     )
 
 
+_RATING_TYPES = {
+    "user_id": "BIGINT",
+    "item_id": "BIGINT",
+    "rating": "DOUBLE",
+    "timestamp": "BIGINT",
+}
+_PROFILE_TYPES = {
+    "user_id": "BIGINT", "gender": "VARCHAR", "age": "INTEGER", "occupation": "VARCHAR",
+    "zip_code": "VARCHAR",
+}  # fmt: skip
+
+
+def _read_headerless_ratings(
+    connection: duckdb.DuckDBPyConnection, folder: Path, name: str, delimiter: str, encoding: str
+) -> None:
+    """``interactions`` from a MovieLens ratings file: user, item, rating, timestamp."""
+    path = find_file(folder, (name,), "ratings")
+    layout = DelimitedFormat(_RATING_TYPES, delimiter, header=False, encoding=encoding)
+    read_delimited(connection, path, layout, "interactions")
+    check_unique(connection, path, "interactions", ("user_id", "item_id", "timestamp"), 0)
+
+
+def _read_headerless_users(
+    connection: duckdb.DuckDBPyConnection,
+    folder: Path,
+    name: str,
+    field_order: tuple[str, ...],
+    delimiter: str,
+) -> None:
+    """``users`` from a MovieLens user file whose fields come in ``field_order``."""
+    path = find_file(folder, (name,), "users")
+    layout = DelimitedFormat(
+        {field: _PROFILE_TYPES[field] for field in field_order},
+        delimiter, header=False, encoding="latin-1", required=("user_id",),
+    )  # fmt: skip
+    read_delimited(connection, path, layout, "user_raw")
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE users AS "
+        "SELECT user_id, gender, age, occupation, zip_code FROM user_raw"
+    )
+
+
 def read_ml_100k(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
     """Original ML-100K: ``u.data`` (tab), ``u.item`` and ``u.user`` (``|``, latin-1)."""
-    data = find_file(folder, ("u.data",), "ratings")
-    layout = DelimitedFormat(
-        {"user_id": "BIGINT", "item_id": "BIGINT", "rating": "DOUBLE", "timestamp": "BIGINT"},
-        "\t", header=False,
-    )  # fmt: skip
-    read_delimited(connection, data, layout, "interactions")
-    check_unique(connection, data, "interactions", ("user_id", "item_id", "timestamp"), 0)
+    _read_headerless_ratings(connection, folder, "u.data", "\t", "utf-8")
 
     item_path = find_file(folder, ("u.item",), "movies")
     flags = {f"genre_{i}": "INTEGER" for i in range(len(ML100K_GENRES))}
@@ -207,28 +243,14 @@ def read_ml_100k(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
         f"{_NO_LIST} AS authors FROM item_raw"
     )
 
-    user_path = find_file(folder, ("u.user",), "users")
-    layout = DelimitedFormat(
-        {"user_id": "BIGINT", "age": "INTEGER", "gender": "VARCHAR", "occupation": "VARCHAR",
-         "zip_code": "VARCHAR"},
-        "|", header=False, encoding="latin-1", required=("user_id",),
-    )  # fmt: skip
-    read_delimited(connection, user_path, layout, "user_raw")
-    connection.execute(
-        "CREATE OR REPLACE TEMP TABLE users AS "
-        "SELECT user_id, gender, age, occupation, zip_code FROM user_raw"
+    _read_headerless_users(
+        connection, folder, "u.user", ("user_id", "age", "gender", "occupation", "zip_code"), "|"
     )
 
 
 def read_ml_1m(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
     """ML-1M: ``ratings.dat``, ``movies.dat``, ``users.dat``, ``::`` separated, latin-1."""
-    ratings = find_file(folder, ("ratings.dat",), "ratings")
-    layout = DelimitedFormat(
-        {"user_id": "BIGINT", "item_id": "BIGINT", "rating": "DOUBLE", "timestamp": "BIGINT"},
-        "::", header=False, encoding="latin-1",
-    )  # fmt: skip
-    read_delimited(connection, ratings, layout, "interactions")
-    check_unique(connection, ratings, "interactions", ("user_id", "item_id", "timestamp"), 0)
+    _read_headerless_ratings(connection, folder, "ratings.dat", "::", "latin-1")
 
     movies = find_file(folder, ("movies.dat",), "movies")
     layout = DelimitedFormat(
@@ -238,16 +260,12 @@ def read_ml_1m(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
     read_delimited(connection, movies, layout, "item_raw")
     _movie_items_from_titles(connection)
 
-    users = find_file(folder, ("users.dat",), "users")
-    layout = DelimitedFormat(
-        {"user_id": "BIGINT", "gender": "VARCHAR", "age": "INTEGER", "occupation": "VARCHAR",
-         "zip_code": "VARCHAR"},
-        "::", header=False, encoding="latin-1", required=("user_id",),
-    )  # fmt: skip
-    read_delimited(connection, users, layout, "user_raw")
-    connection.execute(
-        "CREATE OR REPLACE TEMP TABLE users AS "
-        "SELECT user_id, gender, age, occupation, zip_code FROM user_raw"
+    _read_headerless_users(
+        connection,
+        folder,
+        "users.dat",
+        ("user_id", "gender", "age", "occupation", "zip_code"),
+        "::",
     )
 
 

@@ -4,6 +4,12 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from reclora_pipeline.pipelines.ingest import nodes
 
+# The DuckDB tables this pipeline writes, in the order it writes them.
+INGEST_TABLES = (
+    "raw_interactions", "raw_items", "raw_users", "interactions_core",
+    "items", "users", "interactions", "samples",
+)  # fmt: skip
+
 
 def create_pipeline(**kwargs) -> Pipeline:
     """raw files -> raw_* -> interactions_core -> items/users -> interactions -> samples -> summary."""
