@@ -126,6 +126,21 @@ def test_full_pipeline_runs_from_the_command_line(ingested):
     # `full` is a composition of stages; kedro must resolve it through the registry.
     output = _kedro_ok(ingested, "run", "--pipeline", "full")
     assert "Running node: read_raw_tables" in output and "Running node: summarize_ingest" in output
+    # item_text on the real embedded model: every sample gets histories and a prompt.
+    import json
+
+    ingest = json.loads((ingested / "data/08_reporting/ingest_summary.json").read_text())
+    item_text = json.loads((ingested / "data/08_reporting/item_text_summary.json").read_text())
+    assert item_text["samples"] == ingest["samples"]
+    assert item_text["items_embedded"] == ingest["items"]
+    assert item_text["embedding_dim"] == 512
+    assert (
+        100
+        < item_text["median_prompt_tokens"]
+        <= item_text["p95_prompt_tokens"]
+        <= item_text["max_prompt_tokens"]
+        <= 512
+    )
 
 
 def test_pipeline_registry_lists_every_stage_and_full(monkeypatch):

@@ -1,0 +1,1 @@
+"""Text side of RecLoRA: item descriptions, item embeddings, retrieval and prompts (no Kedro)."""

@@ -1,0 +1,98 @@
+"""The Long-Short Modality Retriever: which history items each side of the model sees.
+
+Histories arrive as padded [batch, L] arrays in chronological order (padding 0
+at the end). Selection is vectorised over the batch with torch: no loop over
+samples or history positions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from reclora_pipeline.errors import ParameterError
+
+STRATEGIES = ("semantic", "recency")
+METRICS = ("cosine", "dot")
+
+
+def padded(lists: pa.ListArray | pa.ChunkedArray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """An Arrow list column as a right-padded [n, max_len] array and the lengths."""
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    lengths = np.diff(lists.offsets.to_numpy()).astype(np.int64)
+    width = max(int(lengths.max(initial=0)), 1)
+    values = lists.flatten().to_numpy(zero_copy_only=False).astype(dtype)
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    columns = np.arange(len(values)) - np.repeat(lengths.cumsum() - lengths, lengths)
+    out = np.zeros((len(lengths), width), dtype=dtype)
+    out[rows, columns] = values
+    return out, lengths
+
+
+def normalised_table(embeddings: np.ndarray, metric: str) -> torch.Tensor:
+    """[n_items + 1, d] lookup table, row = item id (row 0, padding, is zero)."""
+    if metric not in METRICS:
+        raise ParameterError(
+            f"unknown similarity metric {metric!r}; accepted values: {list(METRICS)}"
+        )
+    table = torch.from_numpy(np.asarray(embeddings, dtype=np.float32))
+    if metric == "cosine":
+        table = torch.nn.functional.normalize(table, dim=1)
+    return table
+
+
+def select_positions(
+    history_ids: np.ndarray,
+    lengths: np.ndarray,
+    target_ids: np.ndarray,
+    k: int,
+    strategy: str,
+    item_table: torch.Tensor | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (into each history) of the chosen items, chronological, and their count.
+
+    ``semantic``: the ``k`` earlier items most similar to the target (rows of
+    ``item_table`` indexed by item id), then put back in chronological order.
+    ``recency``: the last ``k``. The target item itself is never chosen.
+    Returns [batch, k] positions (-1 = empty slot, after the real ones) and counts.
+    """
+    if strategy not in STRATEGIES:
+        raise ParameterError(
+            f"unknown retrieval strategy {strategy!r}; accepted values: {list(STRATEGIES)}"
+        )
+    ids = torch.from_numpy(history_ids.astype(np.int64))
+    width = ids.shape[1]
+    position = torch.arange(width).expand_as(ids)
+    valid = (position < torch.from_numpy(lengths)[:, None]) & (
+        ids != torch.from_numpy(target_ids.astype(np.int64))[:, None]
+    )
+    if strategy == "semantic":
+        if item_table is None:
+            raise ParameterError("semantic retrieval needs item embeddings")
+        target = item_table[torch.from_numpy(target_ids.astype(np.int64))]  # [b, d]
+        scores = torch.einsum("bld,bd->bl", item_table[ids], target)  # [b, L]
+    else:
+        scores = position.to(torch.float32)  # newest = highest
+    scores = scores.masked_fill(~valid, float("-inf"))
+    take = min(k, width)
+    top_scores, top_positions = scores.topk(take, dim=1)
+    chosen = torch.isfinite(top_scores)
+    # Empty slots sort last; real ones in chronological (position) order.
+    top_positions = torch.where(chosen, top_positions, torch.full_like(top_positions, width))
+    top_positions, _ = top_positions.sort(dim=1)
+    top_positions = torch.where(
+        top_positions == width, torch.full_like(top_positions, -1), top_positions
+    )
+    if take < k:
+        top_positions = torch.nn.functional.pad(top_positions, (0, k - take), value=-1)
+    return top_positions.numpy(), chosen.sum(1).numpy()
+
+
+def gather_lists(values: np.ndarray, positions: np.ndarray, counts: np.ndarray) -> pa.ListArray:
+    """Arrow lists of ``values[row, position]`` for each row's first ``counts`` positions."""
+    rows = np.repeat(np.arange(len(counts)), counts)
+    columns = positions[np.arange(positions.shape[1])[None, :] < counts[:, None]]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values[rows, columns]))

@@ -1,0 +1,236 @@
+"""Thin item_text nodes: each calls the item_text library with its parameters."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+from transformers import AutoConfig
+
+from reclora_pipeline.duckdb_store import DuckDBTable
+from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.item_text import descriptions, embeddings, language_model, prompts, retrieval
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_language_model(params: dict[str, Any]) -> dict[str, Any]:
+    """Resolve ``item_text.model`` (converting the embedded GGUF once) and check it is a causal LM."""
+    name = params["model"]
+    if name != language_model.EMBEDDED_MODEL:
+        language_model.check_causal_lm(name)
+    path = language_model.resolve_model(name, params["converted_model_folder"])
+    config = language_model.check_causal_lm(path)
+    return {
+        "model": name,
+        "name_or_path": path,
+        "model_type": config.model_type,
+        "hidden_size": config.hidden_size,
+    }
+
+
+def describe_catalog_items(items: DuckDBTable) -> pd.DataFrame:
+    """One description per item (title, year, genres or authors)."""
+    return descriptions.describe_items(items.df())
+
+
+def _validate_embedding_params(params: dict[str, Any], model_info: dict[str, Any]) -> int:
+    """Check embedder and PCA settings before any model is loaded; return the raw dimension."""
+    embedder = params["embedder"]
+    if embedder not in embeddings.EMBEDDERS:
+        raise ParameterError(
+            f"unknown item_text.embedder {embedder!r}; accepted values: {list(embeddings.EMBEDDERS)}"
+        )
+    if embedder == "llm":
+        dim = int(model_info["hidden_size"])
+    else:
+        dim = int(AutoConfig.from_pretrained(embeddings.sentence_encoder_folder()).hidden_size)
+    embeddings.check_pca_dim(params.get("pca_dim"), dim)
+    return dim
+
+
+def embed_items(
+    item_descriptions: DuckDBTable, language_model_info: dict[str, Any], params: dict[str, Any]
+) -> pa.Table:
+    """Mean-pooled item embeddings (LLM or sentence encoder), reduced by PCA."""
+    _validate_embedding_params(params, language_model_info)
+    torch.manual_seed(int(params.get("seed", 0)))
+    items = item_descriptions.df().sort_values("item_id")
+    texts = items.description.tolist()
+    if params["embedder"] == "llm":
+        model, tokenizer = language_model.load_causal_lm(language_model_info["name_or_path"])
+        encoder = embeddings.llm_encoder(model)
+    else:
+        encoder, tokenizer = embeddings.load_sentence_encoder()
+    started = time.perf_counter()
+    raw = embeddings.mean_pooled_embeddings(
+        encoder, tokenizer, texts, int(params["embed_batch_size"])
+    )
+    elapsed = time.perf_counter() - started
+    logger.info(
+        "embedded %d items with %s in %.1f s (%.0f items/s)",
+        len(texts),
+        params["embedder"],
+        elapsed,
+        len(texts) / elapsed,
+    )
+    reduced = embeddings.pca_reduce(raw, params.get("pca_dim"))
+    return pa.table(
+        {
+            "item_id": pa.array(items.item_id.to_numpy(), pa.int32()),
+            "embedding": pa.FixedSizeListArray.from_arrays(
+                pa.array(reduced.ravel(), pa.float32()), reduced.shape[1]
+            ),
+        }
+    )
+
+
+def _embedding_lookup(item_embeddings: DuckDBTable, metric: str) -> torch.Tensor:
+    """[max_item_id + 1, d] table indexed by item id (row 0 and unknown ids are zero)."""
+    table = item_embeddings.arrow()
+    ids = table.column("item_id").to_numpy()
+    vectors = np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
+    lookup = np.zeros((int(ids.max()) + 1, vectors.shape[1]), dtype=np.float32)
+    lookup[ids] = vectors
+    return retrieval.normalised_table(lookup, metric)
+
+
+def retrieve_histories(
+    samples: DuckDBTable, item_embeddings: DuckDBTable, params: dict[str, Any]
+) -> pa.Table:
+    """Short text-side and long CRM-side histories for every sample, in chronological order."""
+    for key, accepted in (
+        ("text_retrieval", retrieval.STRATEGIES),
+        ("crm_retrieval", retrieval.STRATEGIES),
+        ("similarity", retrieval.METRICS),
+    ):
+        if params[key] not in accepted:
+            raise ParameterError(
+                f"unknown item_text.{key} {params[key]!r}; accepted values: {list(accepted)}"
+            )
+    lookup = _embedding_lookup(item_embeddings, params["similarity"])
+    columns = "sample_id, user_id, item_id, label, split, history_item_ids, history_ratings"
+    reader = samples.connection.sql(
+        f"SELECT {columns} FROM {samples.sql_name} ORDER BY sample_id"
+    ).to_arrow_reader(65_536)
+    parts, count, started = [], 0, time.perf_counter()
+    for batch in reader:
+        history, lengths = retrieval.padded(batch.column("history_item_ids"), np.int64)
+        ratings, _ = retrieval.padded(batch.column("history_ratings"), np.float32)
+        targets = batch.column("item_id").to_numpy()
+        out = {
+            name: batch.column(name)
+            for name in ("sample_id", "user_id", "item_id", "label", "split")
+        }
+        for side, k in (("text", int(params["k_text"])), ("crm", int(params["k_crm"]))):
+            positions, counts = retrieval.select_positions(
+                history, lengths, targets, k, params[f"{side}_retrieval"], lookup
+            )
+            out[f"{side}_history_item_ids"] = retrieval.gather_lists(
+                history.astype(np.int32), positions, counts
+            )
+            out[f"{side}_history_ratings"] = retrieval.gather_lists(ratings, positions, counts)
+        parts.append(pa.table(out))
+        count += batch.num_rows
+    elapsed = time.perf_counter() - started
+    logger.info(
+        "retrieved histories for %d samples in %.1f s (%.0f samples/s)",
+        count,
+        elapsed,
+        count / max(elapsed, 1e-9),
+    )
+    return pa.concat_tables(parts)
+
+
+def _profiles(users: DuckDBTable, ingest_format: str) -> dict[int, dict[str, str] | None]:
+    frame = users.df()
+    ml1m_codes = ingest_format == "ml-1m"
+    result: dict[int, dict[str, str] | None] = {}
+    for row in frame.itertuples(index=False):
+        known = any(
+            value is not None and not (isinstance(value, float) and np.isnan(value))
+            for value in (row.gender, row.age, row.occupation)
+        )
+        result[int(row.user_id)] = (
+            prompts.decode_profile(row.gender, row.age, row.occupation, ml1m_codes)
+            if known
+            else None
+        )
+    return result
+
+
+def build_prompts(
+    retrieved_histories: DuckDBTable,
+    item_descriptions: DuckDBTable,
+    users: DuckDBTable,
+    language_model_info: dict[str, Any],
+    params: dict[str, Any],
+    ingest_params: dict[str, Any],
+) -> pa.Table:
+    """A chat prompt and its Yes/No answer for every sample, within the token budget."""
+    from transformers import AutoTokenizer
+
+    template_name = params.get("template") or (
+        "books" if ingest_params["format"] == "goodreads" else "movies"
+    )
+    template = prompts.PromptTemplate.from_config(template_name, params["templates"])
+    tokenizer = AutoTokenizer.from_pretrained(language_model_info["name_or_path"])
+    titles = dict(zip(*(item_descriptions.df()[c] for c in ("item_id", "title")), strict=True))
+    profiles = _profiles(users, ingest_params["format"])
+    histories = retrieved_histories.connection.sql(
+        f"SELECT sample_id, user_id, item_id, label, split, text_history_item_ids, text_history_ratings "
+        f"FROM {retrieved_histories.sql_name} ORDER BY sample_id"
+    ).df()
+    started = time.perf_counter()
+    rendered, lengths, kept = prompts.render_prompts(
+        template,
+        tokenizer,
+        [profiles.get(int(user)) for user in histories.user_id],
+        [
+            [(titles[int(i)], float(r)) for i, r in zip(ids, rates, strict=True)]
+            for ids, rates in zip(
+                histories.text_history_item_ids, histories.text_history_ratings, strict=True
+            )
+        ],
+        [titles[int(item)] for item in histories.item_id],
+        int(params["max_prompt_tokens"]),
+    )
+    logger.info("rendered %d prompts in %.1f s", len(rendered), time.perf_counter() - started)
+    return pa.table(
+        {
+            "sample_id": histories.sample_id.to_numpy(),
+            "user_id": histories.user_id.to_numpy(),
+            "item_id": histories.item_id.to_numpy(),
+            "label": histories.label.to_numpy(),
+            "split": histories.split.to_numpy(),
+            "prompt": rendered,
+            "answer": prompts.answers(histories.label),
+            "prompt_tokens": lengths.astype(np.int32),
+            "history_items_in_prompt": kept.astype(np.int32),
+        }
+    )
+
+
+def summarize_item_text(item_embeddings: DuckDBTable, prompts_table: DuckDBTable) -> dict[str, int]:
+    """Counts and prompt-length statistics, for people and scripts."""
+    embedded = item_embeddings.connection.sql(
+        f"SELECT count(*), max(len(embedding)) FROM {item_embeddings.sql_name}"
+    ).fetchall()[0]
+    stats = prompts_table.connection.sql(
+        f"SELECT count(*), quantile_disc(prompt_tokens, 0.5), quantile_disc(prompt_tokens, 0.95), max(prompt_tokens) FROM {prompts_table.sql_name}"
+    ).fetchall()[0]
+    summary = {
+        "items_embedded": int(embedded[0]),
+        "embedding_dim": int(embedded[1]),
+        "samples": int(stats[0]),
+        "median_prompt_tokens": int(stats[1]),
+        "p95_prompt_tokens": int(stats[2]),
+        "max_prompt_tokens": int(stats[3]),
+    }
+    logger.info("item_text summary: %s", summary)
+    return summary

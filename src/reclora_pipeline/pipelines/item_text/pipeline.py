@@ -1,0 +1,51 @@
+"""Wiring of the item_text pipeline."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from reclora_pipeline.pipelines.item_text import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """items -> descriptions -> embeddings -> retrieved histories -> prompts -> summary."""
+    return pipeline(
+        [
+            node(
+                nodes.prepare_language_model,
+                "params:item_text",
+                "language_model",
+                name="prepare_language_model",
+            ),
+            node(nodes.describe_catalog_items, "items", "item_descriptions", name="describe_items"),
+            node(
+                nodes.embed_items,
+                ["item_descriptions", "language_model", "params:item_text"],
+                "item_embeddings",
+                name="embed_items",
+            ),
+            node(
+                nodes.retrieve_histories,
+                ["samples", "item_embeddings", "params:item_text"],
+                "retrieved_histories",
+                name="retrieve_histories",
+            ),
+            node(
+                nodes.build_prompts,
+                [
+                    "retrieved_histories",
+                    "item_descriptions",
+                    "users",
+                    "language_model",
+                    "params:item_text",
+                    "params:ingest",
+                ],
+                "prompts",
+                name="build_prompts",
+            ),
+            node(
+                nodes.summarize_item_text,
+                ["item_embeddings", "prompts"],
+                "item_text_summary",
+                name="summarize_item_text",
+            ),
+        ]
+    )

@@ -1,0 +1,58 @@
+"""The language model: validation of item_text.model and the GGUF conversion."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.item_text.language_model import (
+    EMBEDDED_GGUF,
+    check_causal_lm,
+    convert_embedded_gguf,
+    embedded_gguf_folder,
+)
+from tests.tiny_models import save_tiny_llama
+
+
+def test_missing_model_folder_is_a_parameter_error(tmp_path):
+    with pytest.raises(ParameterError, match=r"item_text.model: model folder .* does not exist"):
+        check_causal_lm(str(tmp_path / "no-such-model"))
+
+
+def test_a_model_that_is_not_a_causal_lm_is_rejected(tmp_path):
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "bert", "architectures": ["BertModel"]})
+    )
+    with pytest.raises(ParameterError, match="is not a causal language model"):
+        check_causal_lm(str(tmp_path))
+
+
+def test_a_local_causal_lm_passes(tmp_path):
+    assert check_causal_lm(str(save_tiny_llama(tmp_path / "tiny"))).model_type == "llama"
+
+
+@pytest.mark.slow
+def test_converted_model_gives_the_gguf_logits(tmp_path):
+    folder = convert_embedded_gguf(tmp_path / "smollm2")
+    source = embedded_gguf_folder()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Will the user like the movie Heat (1995)? Answer yes or no."}],
+        tokenize=False, add_generation_prompt=True,
+    )  # fmt: skip
+    inputs = tokenizer(prompt, return_tensors="pt")
+    with torch.inference_mode():
+        converted = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)(
+            **inputs
+        ).logits
+        original = AutoModelForCausalLM.from_pretrained(
+            source, gguf_file=EMBEDDED_GGUF, dtype=torch.float32
+        )(**inputs).logits
+    torch.testing.assert_close(converted, original, rtol=0, atol=1e-5)
+    assert tokenizer.convert_tokens_to_ids(["Yes", "No"]) == AutoTokenizer.from_pretrained(
+        source, gguf_file=EMBEDDED_GGUF
+    ).convert_tokens_to_ids(["Yes", "No"])

@@ -1,0 +1,34 @@
+"""The project's real catalog, pointed at a temporary folder, plus parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kedro.io import DataCatalog, MemoryDataset
+
+from reclora_pipeline.workspace import project_root
+
+
+def project_parameters() -> dict[str, Any]:
+    """Every ``conf/base/parameters_*.yml`` merged (one top-level key per pipeline)."""
+    merged: dict[str, Any] = {}
+    for path in sorted((project_root() / "conf/base").glob("parameters_*.yml")):
+        merged.update(yaml.safe_load(path.read_text()))
+    return merged
+
+
+def temporary_catalog(folder: Path, parameters: dict[str, Any]) -> DataCatalog:
+    """conf/base/catalog.yml with every database and file path moved under ``folder``."""
+    config = yaml.safe_load((project_root() / "conf/base/catalog.yml").read_text())
+    entries = {name: dict(entry) for name, entry in config.items() if not name.startswith("_")}
+    for entry in entries.values():
+        if "database" in entry:
+            entry["database"] = str(folder / "db.duckdb")
+        if "filepath" in entry:
+            entry["filepath"] = str(folder / Path(entry["filepath"]).name)
+    catalog = DataCatalog.from_config(entries)
+    for name, value in parameters.items():
+        catalog[f"params:{name}"] = MemoryDataset(value)
+    return catalog
