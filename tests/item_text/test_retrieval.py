@@ -70,3 +70,14 @@ def test_padded_round_trip():
     lists = pa.array([[1, 2, 3], [], [4]], pa.list_(pa.int64()))
     array, lengths = padded(lists, np.int64)
     assert array.tolist() == [[1, 2, 3], [0, 0, 0], [4, 0, 0]] and lengths.tolist() == [3, 0, 1]
+
+
+def test_chunked_similarities_match_one_pass(monkeypatch):
+    from reclora_pipeline.item_text import retrieval
+
+    rng = np.random.default_rng(0)
+    histories = [list(rng.integers(1, 7, size=n)) for n in rng.integers(1, 8, size=40)]
+    targets = list(rng.integers(1, 7, size=40))
+    whole = _select(histories, targets, 3, "semantic")
+    monkeypatch.setattr(retrieval, "_CHUNK_FLOATS", 16)  # a few rows per chunk
+    assert _select(histories, targets, 3, "semantic") == whole

@@ -43,6 +43,23 @@ def normalised_table(embeddings: np.ndarray, metric: str) -> torch.Tensor:
     return table
 
 
+# Gathered history vectors per chunk of rows: [rows, L, d] floats stay under ~128 MB.
+_CHUNK_FLOATS = 2**25
+
+
+def _similarities(
+    ids: torch.Tensor, targets: torch.Tensor, item_table: torch.Tensor
+) -> torch.Tensor:
+    """[b, L] similarity of every history item to its row's target, in bounded-memory chunks."""
+    rows = max(1, _CHUNK_FLOATS // max(1, ids.shape[1] * item_table.shape[1]))
+    scores = torch.empty(ids.shape, dtype=item_table.dtype)
+    for start in range(0, ids.shape[0], rows):
+        chunk = slice(start, start + rows)
+        target = item_table[targets[chunk]]  # [rows, d]
+        scores[chunk] = torch.einsum("bld,bd->bl", item_table[ids[chunk]], target)  # [rows, L]
+    return scores
+
+
 def select_positions(
     history_ids: np.ndarray,
     lengths: np.ndarray,
@@ -71,8 +88,7 @@ def select_positions(
     if strategy == "semantic":
         if item_table is None:
             raise ParameterError("semantic retrieval needs item embeddings")
-        target = item_table[torch.from_numpy(target_ids.astype(np.int64))]  # [b, d]
-        scores = torch.einsum("bld,bd->bl", item_table[ids], target)  # [b, L]
+        scores = _similarities(ids, torch.from_numpy(target_ids.astype(np.int64)), item_table)
     else:
         scores = position.to(torch.float32)  # newest = highest
     scores = scores.masked_fill(~valid, float("-inf"))
