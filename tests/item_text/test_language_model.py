@@ -56,3 +56,27 @@ def test_converted_model_gives_the_gguf_logits(tmp_path):
     assert tokenizer.convert_tokens_to_ids(["Yes", "No"]) == AutoTokenizer.from_pretrained(
         source, gguf_file=EMBEDDED_GGUF
     ).convert_tokens_to_ids(["Yes", "No"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"embedder": "word2vec"},
+            r"item_text.embedder 'word2vec'; accepted values: \['llm', 'sentence'\]",
+        ),
+        ({"template": "songs"}, r"unknown item_text.template 'songs'; accepted values"),
+        ({"text_retrieval": "random"}, r"item_text.text_retrieval 'random'"),
+        ({"similarity": "l2"}, r"item_text.similarity 'l2'"),
+        ({"pca_dim": 1000}, r"item_text.pca_dim is 1000"),
+        ({"embedder": "sentence", "pca_dim": 512}, r"item_text.pca_dim is 512.*384"),
+        ({"k_text": 0}, r"item_text.k_text must be a positive integer"),
+    ],
+)
+def test_bad_parameters_fail_in_the_first_node(change, message):
+    from reclora_pipeline.item_text.parameters import validate_parameters
+    from tests.pipelines.catalog import project_parameters
+
+    params = {**project_parameters()["item_text"], **change}
+    with pytest.raises(ParameterError, match=message):
+        validate_parameters(params, "recbole", 576)

@@ -10,22 +10,30 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import torch
-from transformers import AutoConfig
 
 from reclora_pipeline.duckdb_store import DuckDBTable
-from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.item_text import descriptions, embeddings, language_model, prompts, retrieval
+from reclora_pipeline.item_text.parameters import template_name, validate_parameters
+
+# Hidden size of the embedded SmolLM2-135M-Instruct (checked again after conversion).
+EMBEDDED_HIDDEN_SIZE = 576
 
 logger = logging.getLogger(__name__)
 
 
-def prepare_language_model(params: dict[str, Any]) -> dict[str, Any]:
-    """Resolve ``item_text.model`` (converting the embedded GGUF once) and check it is a causal LM."""
+def prepare_language_model(params: dict[str, Any], ingest_params: dict[str, Any]) -> dict[str, Any]:
+    """Check every item_text parameter, then resolve ``item_text.model``.
+
+    The first node of the pipeline, so bad settings fail before any heavy work;
+    the embedded GGUF is converted once, after a check of the other settings.
+    """
     name = params["model"]
-    if name != language_model.EMBEDDED_MODEL:
-        language_model.check_causal_lm(name)
+    if name == language_model.EMBEDDED_MODEL:
+        # The embedded model's size is known without converting it first.
+        validate_parameters(params, ingest_params["format"], EMBEDDED_HIDDEN_SIZE)
     path = language_model.resolve_model(name, params["converted_model_folder"])
     config = language_model.check_causal_lm(path)
+    validate_parameters(params, ingest_params["format"], int(config.hidden_size))
     return {
         "model": name,
         "name_or_path": path,
@@ -39,26 +47,10 @@ def describe_catalog_items(items: DuckDBTable) -> pd.DataFrame:
     return descriptions.describe_items(items.df())
 
 
-def _validate_embedding_params(params: dict[str, Any], model_info: dict[str, Any]) -> int:
-    """Check embedder and PCA settings before any model is loaded; return the raw dimension."""
-    embedder = params["embedder"]
-    if embedder not in embeddings.EMBEDDERS:
-        raise ParameterError(
-            f"unknown item_text.embedder {embedder!r}; accepted values: {list(embeddings.EMBEDDERS)}"
-        )
-    if embedder == "llm":
-        dim = int(model_info["hidden_size"])
-    else:
-        dim = int(AutoConfig.from_pretrained(embeddings.sentence_encoder_folder()).hidden_size)
-    embeddings.check_pca_dim(params.get("pca_dim"), dim)
-    return dim
-
-
 def embed_items(
     item_descriptions: DuckDBTable, language_model_info: dict[str, Any], params: dict[str, Any]
 ) -> pa.Table:
     """Mean-pooled item embeddings (LLM or sentence encoder), reduced by PCA."""
-    _validate_embedding_params(params, language_model_info)
     torch.manual_seed(int(params.get("seed", 0)))
     items = item_descriptions.df().sort_values("item_id")
     texts = items.description.tolist()
@@ -104,15 +96,6 @@ def retrieve_histories(
     samples: DuckDBTable, item_embeddings: DuckDBTable, params: dict[str, Any]
 ) -> pa.Table:
     """Short text-side and long CRM-side histories for every sample, in chronological order."""
-    for key, accepted in (
-        ("text_retrieval", retrieval.STRATEGIES),
-        ("crm_retrieval", retrieval.STRATEGIES),
-        ("similarity", retrieval.METRICS),
-    ):
-        if params[key] not in accepted:
-            raise ParameterError(
-                f"unknown item_text.{key} {params[key]!r}; accepted values: {list(accepted)}"
-            )
     lookup = _embedding_lookup(item_embeddings, params["similarity"])
     columns = "sample_id, user_id, item_id, label, split, history_item_ids, history_ratings"
     reader = samples.connection.sql(
@@ -175,10 +158,9 @@ def build_prompts(
     """A chat prompt and its Yes/No answer for every sample, within the token budget."""
     from transformers import AutoTokenizer
 
-    template_name = params.get("template") or (
-        "books" if ingest_params["format"] == "goodreads" else "movies"
+    template = prompts.PromptTemplate.from_config(
+        template_name(params, ingest_params["format"]), params["templates"]
     )
-    template = prompts.PromptTemplate.from_config(template_name, params["templates"])
     tokenizer = AutoTokenizer.from_pretrained(language_model_info["name_or_path"])
     titles = dict(zip(*(item_descriptions.df()[c] for c in ("item_id", "title")), strict=True))
     profiles = _profiles(users, ingest_params["format"])

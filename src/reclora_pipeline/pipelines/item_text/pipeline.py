@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 nodes.prepare_language_model,
-                "params:item_text",
+                ["params:item_text", "params:ingest"],
                 "language_model",
                 name="prepare_language_model",
             ),
