@@ -51,3 +51,5 @@ mlflow-ui: setup
 
 benchmarks: setup
 	$(BIN)/python benchmarks/ingest_scale.py
+	$(BIN)/python benchmarks/item_text_speed.py
+	$(BIN)/python benchmarks/personalized_lora_overhead.py
