@@ -124,7 +124,10 @@ def test_other_format_through_params(ingested, tmp_path):
 
 def test_full_pipeline_runs_from_the_command_line(ingested):
     # `full` is a composition of stages; kedro must resolve it through the registry.
-    output = _kedro_ok(ingested, "run", "--pipeline", "full")
+    # One CRM epoch keeps this test short; the defaults train for longer.
+    output = _kedro_ok(
+        ingested, "run", "--pipeline", "full", "--params", "ctr_lens.training.max_epochs=1"
+    )
     assert "Running node: read_raw_tables" in output and "Running node: summarize_ingest" in output
     # item_text on the real embedded model: every sample gets histories and a prompt.
     import json
