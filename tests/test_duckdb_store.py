@@ -52,3 +52,23 @@ def test_atomic_json_round_trip(tmp_path):
     dataset.save({"users": 3})
     assert dataset.load() == {"users": 3}
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["summary.json"]
+
+
+def test_state_dict_round_trip_and_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
+    import torch
+
+    from reclora_pipeline.datasets import StateDictDataset, state_dict_dataset
+
+    dataset = StateDictDataset(str(tmp_path / "model.safetensors"))
+    dataset.save({"w": torch.arange(3.0)})
+
+    def crash_midway(tensors, path):
+        with open(path, "wb") as stream:
+            stream.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(state_dict_dataset, "save_file", crash_midway)
+    with pytest.raises(DatasetError, match="disk full"):  # kedro wraps the OSError
+        dataset.save({"w": torch.zeros(3)})
+    assert torch.equal(dataset.load()["w"], torch.arange(3.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
+
+from reclora_pipeline.datasets.atomic_file import write_atomically
 
 
 class AtomicJSONDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
@@ -24,18 +24,8 @@ class AtomicJSONDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         return json.loads(self._filepath.read_text(encoding="utf-8"))
 
     def save(self, data: dict[str, Any]) -> None:
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-        handle, temporary = tempfile.mkstemp(
-            dir=self._filepath.parent, prefix=f".{self._filepath.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
-            os.replace(temporary, self._filepath)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(self._filepath, lambda path: path.write_text(text, encoding="utf-8"))
 
     def _exists(self) -> bool:
         return self._filepath.exists()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from kedro.io import AbstractDataset, DatasetError
 from safetensors.torch import load_file, save_file
+
+from reclora_pipeline.datasets.atomic_file import write_atomically
 
 
 class StateDictDataset(AbstractDataset[dict[str, torch.Tensor], dict[str, torch.Tensor]]):
@@ -25,16 +25,9 @@ class StateDictDataset(AbstractDataset[dict[str, torch.Tensor], dict[str, torch.
         return load_file(self._filepath)
 
     def save(self, data: dict[str, torch.Tensor]) -> None:
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self._filepath.parent, suffix=".tmp")
-        os.close(handle)
-        try:
-            # safetensors refuses shared or non-contiguous storage: save plain copies.
-            save_file({k: v.detach().contiguous().clone() for k, v in data.items()}, temporary)
-            os.replace(temporary, self._filepath)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        # safetensors refuses shared or non-contiguous storage: save plain copies.
+        tensors = {key: value.detach().contiguous().clone() for key, value in data.items()}
+        write_atomically(self._filepath, lambda path: save_file(tensors, str(path)))
 
     def _exists(self) -> bool:
         return self._filepath.exists()

