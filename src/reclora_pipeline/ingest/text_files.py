@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def _split(line: str, delimiter: str) -> list[str]:
     return [field.strip().strip('"') for field in line.split(delimiter)]
 
 
-def _guess_delimiter(line: str, fits: callable) -> str | None:  # type: ignore[valid-type]
+def _guess_delimiter(line: str, fits: Callable[[list[str]], bool]) -> str | None:
     for delimiter in _CANDIDATE_DELIMITERS:
         if delimiter in line and fits(_split(line, delimiter)):
             return delimiter
