@@ -53,3 +53,4 @@ benchmarks: setup
 	$(BIN)/python benchmarks/ingest_scale.py
 	$(BIN)/python benchmarks/item_text_speed.py
 	$(BIN)/python benchmarks/personalized_lora_overhead.py
+	$(BIN)/python benchmarks/ctr_lens_seeds.py
