@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from kedro.runner import SequentialRunner
 
+from reclora_pipeline.ctr.metrics import auc
 from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.pipelines.ctr_lens import create_pipeline as ctr_lens_pipeline
 from reclora_pipeline.pipelines.ingest import create_pipeline as ingest_pipeline
@@ -41,6 +42,16 @@ def test_ctr_lens_trains_every_crm_and_writes_user_representations(tmp_path, wor
     assert len(user_repr) == catalog.load("samples").count()
     assert user_repr.sample_id.is_unique
     assert {len(vector) for vector in user_repr.user_repr} == {256}
+    predictions = catalog.load("crm_predictions").df()
+    assert len(predictions) == len(user_repr) and predictions.sample_id.is_unique
+    for name in ("din", "sim", "deepfm"):
+        assert predictions[name].between(0, 1).all()
+    # The stored predictions are the ones the metrics were computed from.
+    test_rows = catalog.load("samples").df().query("split == 'test'")[["sample_id", "label"]]
+    scored = test_rows.merge(predictions, on="sample_id")
+    assert auc(scored.label.to_numpy(), scored.din.to_numpy()) == pytest.approx(
+        metrics["din"]["test_auc"], abs=1e-6
+    )
 
 
 def test_unknown_crm_fails_before_training(tmp_path, world, database):

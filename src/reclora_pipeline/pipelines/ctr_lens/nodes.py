@@ -11,7 +11,13 @@ import torch
 
 from reclora_pipeline.ctr.features import CTRFeatures, CTRVocab, build_features
 from reclora_pipeline.ctr.registry import build_ctr_model
-from reclora_pipeline.ctr.training import TrainConfig, evaluate, train_ctr, user_representations
+from reclora_pipeline.ctr.training import (
+    TrainConfig,
+    evaluate,
+    score,
+    train_ctr,
+    user_representations,
+)
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import ParameterError
 
@@ -136,6 +142,33 @@ def compute_user_representations(
             ),
         }
     )
+
+
+def score_all_samples(
+    samples: DuckDBTable,
+    retrieved_histories: DuckDBTable,
+    vocabulary: dict[str, Any],
+    params: dict[str, Any],
+    **checkpoints: dict[str, torch.Tensor],
+) -> pa.Table:
+    """``crm_predictions``: every trained CRM's click probability for every sample.
+
+    Evaluation compares the CRMs with the LLM arms on the same test rows, and the
+    ``crm_uncertain`` Few2Many strategy ranks training samples by the lens's confidence.
+    """
+    features = _features(samples, retrieved_histories, vocabulary, params)
+    columns: dict[str, Any] = {"sample_id": pa.array(features.sample_id.numpy())}
+    for key, state in sorted(checkpoints.items()):
+        name = key.removeprefix("ctr_checkpoint_")
+        model = build_ctr_model(
+            name,
+            CTRVocab.from_dict(vocabulary),
+            seed=int(params["seed"]),
+            **_model_options(params, name),
+        )
+        model.load_state_dict(state)
+        columns[name] = pa.array(score(model, features), pa.float64())
+    return pa.table(columns)
 
 
 def check_ctr_parameters(params: dict[str, Any], trained: tuple[str, ...]) -> None:

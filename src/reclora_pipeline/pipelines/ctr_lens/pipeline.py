@@ -54,5 +54,17 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "user_repr",
                 name="compute_user_representations",
             ),
+            node(
+                nodes.score_all_samples,
+                {
+                    "samples": "samples",
+                    "retrieved_histories": "retrieved_histories",
+                    "vocabulary": "ctr_vocabulary",
+                    "params": "params:ctr_lens",
+                    **{f"ctr_checkpoint_{name}": f"ctr_checkpoint_{name}" for name in TRAINED_CRMS},
+                },
+                "crm_predictions",
+                name="score_all_samples",
+            ),
         ]
     )
