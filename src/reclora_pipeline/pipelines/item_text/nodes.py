@@ -14,6 +14,7 @@ import torch
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.item_text import descriptions, embeddings, language_model, prompts, retrieval
 from reclora_pipeline.item_text.parameters import template_name, validate_parameters
+from reclora_pipeline.item_text.prompt_table import prompt_table, user_profiles
 
 # Hidden size of the embedded SmolLM2-135M-Instruct (checked again after conversion).
 EMBEDDED_HIDDEN_SIZE = 576
@@ -130,23 +131,6 @@ def retrieve_histories(
     return pa.concat_tables(parts)
 
 
-def _profiles(users: DuckDBTable, ingest_format: str) -> dict[int, dict[str, str] | None]:
-    frame = users.df()
-    ml1m_codes = ingest_format == "ml-1m"
-    result: dict[int, dict[str, str] | None] = {}
-    for row in frame.itertuples(index=False):
-        known = any(
-            value is not None and not (isinstance(value, float) and np.isnan(value))
-            for value in (row.gender, row.age, row.occupation)
-        )
-        result[int(row.user_id)] = (
-            prompts.decode_profile(row.gender, row.age, row.occupation, ml1m_codes)
-            if known
-            else None
-        )
-    return result
-
-
 def build_prompts(
     retrieved_histories: DuckDBTable,
     item_descriptions: DuckDBTable,
@@ -158,44 +142,30 @@ def build_prompts(
     """A chat prompt and its Yes/No answer for every sample, within the token budget."""
     from transformers import AutoTokenizer
 
-    template = prompts.PromptTemplate.from_config(
-        template_name(params, ingest_params["format"]), params["templates"]
-    )
-    tokenizer = AutoTokenizer.from_pretrained(language_model_info["name_or_path"])
-    titles = dict(zip(*(item_descriptions.df()[c] for c in ("item_id", "title")), strict=True))
-    profiles = _profiles(users, ingest_params["format"])
     histories = retrieved_histories.connection.sql(
         f"SELECT sample_id, user_id, item_id, label, split, text_history_item_ids, text_history_ratings "
         f"FROM {retrieved_histories.sql_name} ORDER BY sample_id"
     ).df()
     started = time.perf_counter()
-    rendered, lengths, kept = prompts.render_prompts(
-        template,
-        tokenizer,
-        [profiles.get(int(user)) for user in histories.user_id],
-        [
-            [(titles[int(i)], float(r)) for i, r in zip(ids, rates, strict=True)]
-            for ids, rates in zip(
-                histories.text_history_item_ids, histories.text_history_ratings, strict=True
-            )
-        ],
-        [titles[int(item)] for item in histories.item_id],
+    table = prompt_table(
+        histories,
+        ("text_history_item_ids", "text_history_ratings"),
+        item_titles(item_descriptions),
+        user_profiles(users.df(), ml1m_codes=ingest_params["format"] == "ml-1m"),
+        prompts.PromptTemplate.from_config(
+            template_name(params, ingest_params["format"]), params["templates"]
+        ),
+        AutoTokenizer.from_pretrained(language_model_info["name_or_path"]),
         int(params["max_prompt_tokens"]),
     )
-    logger.info("rendered %d prompts in %.1f s", len(rendered), time.perf_counter() - started)
-    return pa.table(
-        {
-            "sample_id": histories.sample_id.to_numpy(),
-            "user_id": histories.user_id.to_numpy(),
-            "item_id": histories.item_id.to_numpy(),
-            "label": histories.label.to_numpy(),
-            "split": histories.split.to_numpy(),
-            "prompt": rendered,
-            "answer": prompts.answers(histories.label),
-            "prompt_tokens": lengths.astype(np.int32),
-            "history_items_in_prompt": kept.astype(np.int32),
-        }
-    )
+    logger.info("rendered %d prompts in %.1f s", table.num_rows, time.perf_counter() - started)
+    return table
+
+
+def item_titles(item_descriptions: DuckDBTable) -> dict[int, str]:
+    """Title of each item id, as the prompts show it."""
+    frame = item_descriptions.df()
+    return dict(zip(frame.item_id.astype(int), frame.title, strict=True))
 
 
 def summarize_item_text(item_embeddings: DuckDBTable, prompts_table: DuckDBTable) -> dict[str, int]:

@@ -1,0 +1,71 @@
+"""Prompt tables: rendered chat prompts with their answers for rows of histories.
+
+Shared by item_text (every sample, retrieved text history) and few2many (the
+selected samples only, recency history for the no-retriever ablation).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from transformers import PreTrainedTokenizerBase
+
+from reclora_pipeline.item_text import prompts
+
+ID_COLUMNS = ("sample_id", "user_id", "item_id", "label", "split")
+
+
+def user_profiles(users: pd.DataFrame, ml1m_codes: bool) -> dict[int, dict[str, str] | None]:
+    """Decoded profile fields per user id; None for users without any profile field."""
+    result: dict[int, dict[str, str] | None] = {}
+    for row in users.itertuples(index=False):
+        known = any(
+            value is not None and not (isinstance(value, float) and np.isnan(value))
+            for value in (row.gender, row.age, row.occupation)
+        )
+        result[int(row.user_id)] = (
+            prompts.decode_profile(row.gender, row.age, row.occupation, ml1m_codes)
+            if known
+            else None
+        )
+    return result
+
+
+def prompt_table(
+    rows: pd.DataFrame,
+    history_columns: tuple[str, str],
+    titles: dict[int, str],
+    profiles: dict[int, dict[str, str] | None],
+    template: prompts.PromptTemplate,
+    tokenizer: PreTrainedTokenizerBase,
+    max_prompt_tokens: int,
+) -> pa.Table:
+    """Prompt, answer, token count and kept history size for each row.
+
+    ``rows`` has the id columns and two list columns (item ids, ratings) named by
+    ``history_columns``; the history goes into the prompt in the order given.
+    """
+    ids_column, ratings_column = history_columns
+    histories: list[list[tuple[str, float]]] = [
+        [(titles[int(i)], float(r)) for i, r in zip(ids, rates, strict=True)]
+        for ids, rates in zip(rows[ids_column], rows[ratings_column], strict=True)
+    ]
+    rendered, lengths, kept = prompts.render_prompts(
+        template,
+        tokenizer,
+        [profiles.get(int(user)) for user in rows.user_id],
+        histories,
+        [titles[int(item)] for item in rows.item_id],
+        max_prompt_tokens,
+    )
+    columns: dict[str, Any] = {name: rows[name].to_numpy() for name in ID_COLUMNS}
+    columns.update(
+        prompt=rendered,
+        answer=prompts.answers(rows.label),
+        prompt_tokens=lengths.astype(np.int32),
+        history_items_in_prompt=kept.astype(np.int32),
+    )
+    return pa.table(columns)
