@@ -1,0 +1,1 @@
+"""Few2Many: the small LLM training subset and the fixed valid / test subsets."""

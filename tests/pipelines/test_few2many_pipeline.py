@@ -1,0 +1,55 @@
+"""few2many on the fixture world's upstream outputs, through the project's catalog."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from kedro.runner import SequentialRunner
+
+from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.pipelines.few2many import create_pipeline as few2many_pipeline
+
+SIZES = {"n_train": 12, "n_valid": 4, "n_test": 5}
+
+
+def test_subsets_carry_prompts_and_user_representations(tmp_path, upstream, database):
+    catalog = upstream.catalog(tmp_path, few2many=SIZES)
+    SequentialRunner().run(few2many_pipeline(), catalog)
+
+    rows = catalog.load("few2many_samples").df()
+    samples = catalog.load("samples").df().set_index("sample_id")
+    assert rows.groupby("subset").size().to_dict() == {"train": 12, "valid": 4, "test": 5}
+    assert (rows.split == rows.subset).all() and rows.sample_id.is_unique
+    assert (samples.loc[rows.sample_id, "label"].to_numpy() == rows.label.to_numpy()).all()
+    assert {len(vector) for vector in rows.user_repr} == {256}
+    user_repr = catalog.load("user_repr").df().set_index("sample_id")
+    first = rows.iloc[0]
+    np.testing.assert_allclose(first.user_repr, user_repr.loc[first.sample_id, "user_repr"])
+    assert rows.recency_prompt.str.contains("deduce if").all()
+    assert rows.prompt.str.contains("deduce if").all()
+    summary = catalog.load("few2many_summary")
+    assert summary["train"]["samples"] == 12
+
+
+def test_selection_is_deterministic_and_strategy_dependent(tmp_path, upstream, database):
+    chosen = {}
+    for run, strategy in enumerate(("random", "random", "crm_uncertain")):
+        catalog = upstream.catalog(tmp_path / str(run), few2many={**SIZES, "strategy": strategy})
+        SequentialRunner().run(few2many_pipeline(), catalog)
+        rows = catalog.load("few2many_samples").df()
+        chosen[run] = rows
+    train = {run: set(rows.query("subset == 'train'").sample_id) for run, rows in chosen.items()}
+    assert train[0] == train[1] and train[0] != train[2]
+    # Valid and test rows do not depend on the training strategy.
+    for subset in ("valid", "test"):
+        assert set(chosen[0].query(f"subset == '{subset}'").sample_id) == set(
+            chosen[2].query(f"subset == '{subset}'").sample_id
+        )
+    uncertain = chosen[2].query("subset == 'train'").crm_probability
+    assert (uncertain - 0.5).abs().max() <= (chosen[0].crm_probability - 0.5).abs().max()
+
+
+def test_unknown_strategy_is_a_clear_error(tmp_path, upstream, database):
+    catalog = upstream.catalog(tmp_path, few2many={"strategy": "active"})
+    with pytest.raises(ParameterError, match=r"few2many.strategy='active'.*random"):
+        SequentialRunner().run(few2many_pipeline(), catalog)
