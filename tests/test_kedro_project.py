@@ -124,10 +124,12 @@ def test_other_format_through_params(ingested, tmp_path):
 
 def test_full_pipeline_runs_from_the_command_line(ingested):
     # `full` is a composition of stages; kedro must resolve it through the registry.
-    # One CRM epoch keeps this test short; the defaults train for longer.
-    output = _kedro_ok(
-        ingested, "run", "--pipeline", "full", "--params", "ctr_lens.training.max_epochs=1"
+    # One CRM epoch and a few LLM samples keep this test short; the defaults are larger.
+    small = (
+        "ctr_lens.training.max_epochs=1,few2many.n_train=16,few2many.n_valid=16,"
+        "few2many.n_test=48,finetune.epochs=1,evaluation.n_bootstrap=100"
     )
+    output = _kedro_ok(ingested, "run", "--pipeline", "full", "--params", small)
     assert "Running node: read_raw_tables" in output and "Running node: summarize_ingest" in output
     # item_text on the real embedded model: every sample gets histories and a prompt.
     import json
@@ -144,6 +146,20 @@ def test_full_pipeline_runs_from_the_command_line(ingested):
         <= item_text["max_prompt_tokens"]
         <= 512
     )
+    # The CRMs, the fine-tuned arms (DeepSpeed on CPU) and the comparison table.
+    crm = json.loads((ingested / "data/08_reporting/ctr_lens_metrics.json").read_text())
+    assert all(entry["test_auc"] > 0.6 for entry in crm.values())
+    for arm in ("reclora", "vanilla_lora"):
+        report = json.loads(
+            (ingested / f"data/07_model_output/finetune_report_{arm}.json").read_text()
+        )
+        assert report["trained"] and report["engine"].startswith("deepspeed-zero2")
+        assert (ingested / f"data/06_models/adapters/{arm}/arm.json").is_file()
+    metrics = json.loads((ingested / "data/08_reporting/metrics.json").read_text())
+    assert {"zero_shot", "vanilla_lora", "reclora", "din", "sim"} <= set(metrics["models"])
+    assert all(entry["n"] == 48 for entry in metrics["models"].values())
+    assert metrics["mlflow_run_id"] and metrics["mlflow_tracking_uri"].startswith("sqlite")
+    assert (ingested / "data/08_reporting/roc_curves.png").is_file()
 
 
 def test_pipeline_registry_lists_every_stage_and_full(monkeypatch):

@@ -49,9 +49,9 @@ def tiny_llama(vocab_size: int = 64, seed: int = 0) -> LlamaForCausalLM:
     return LlamaForCausalLM(config).eval()
 
 
-def save_tiny_llama(folder: Path) -> Path:
+def save_tiny_llama(folder: Path, extra_words: list[str] | None = None) -> Path:
     """A tiny Llama + word tokenizer saved as a Hugging Face folder."""
-    tokenizer = word_tokenizer()
+    tokenizer = word_tokenizer(extra_words)
     tiny_llama(vocab_size=len(tokenizer)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -13,6 +13,9 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # An environment (conf/paper, conf/local) overrides single nested parameters
+    # instead of replacing a whole top-level group.
+    "merge_strategy": {"parameters": "soft"},
 }
 
 HOOKS = (ConciseUserErrorHooks(),)

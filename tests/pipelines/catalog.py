@@ -26,8 +26,9 @@ def temporary_catalog(folder: Path, parameters: dict[str, Any]) -> DataCatalog:
     for entry in entries.values():
         if "database" in entry:
             entry["database"] = str(folder / "db.duckdb")
-        if "filepath" in entry:
-            entry["filepath"] = str(folder / Path(entry["filepath"]).name)
+        for key in ("filepath", "path"):
+            if key in entry:
+                entry[key] = str(folder / Path(entry[key]).name)
     catalog = DataCatalog.from_config(entries)
     for name, value in parameters.items():
         catalog[f"params:{name}"] = MemoryDataset(value)

@@ -50,7 +50,11 @@ def upstream(tmp_path_factory) -> Upstream:
         min_history=3,
     )
     params["item_text"].update(
-        model=str(save_tiny_llama(root / "tiny")), pca_dim=4, k_text=3, k_crm=5
+        # "Yes" and "No" are the answers the fine-tune scores.
+        model=str(save_tiny_llama(root / "tiny", extra_words=["Yes", "No", "."])),
+        pca_dim=4,
+        k_text=3,
+        k_crm=5,
     )
     params["ctr_lens"]["training"].update(max_epochs=2, batch_size=16, progress=False)
     catalog = temporary_catalog(folder, params)

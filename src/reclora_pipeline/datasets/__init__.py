@@ -3,6 +3,14 @@
 from reclora_pipeline.datasets.atomic_json_dataset import AtomicJSONDataset
 from reclora_pipeline.datasets.duckdb_table_dataset import DuckDBTableDataset
 from reclora_pipeline.datasets.folder_dataset import FolderDataset
+from reclora_pipeline.datasets.report_files import AtomicTextDataset, FigureDataset
 from reclora_pipeline.datasets.state_dict_dataset import StateDictDataset
 
-__all__ = ["AtomicJSONDataset", "DuckDBTableDataset", "FolderDataset", "StateDictDataset"]
+__all__ = [
+    "AtomicTextDataset",
+    "FigureDataset",
+    "AtomicJSONDataset",
+    "DuckDBTableDataset",
+    "FolderDataset",
+    "StateDictDataset",
+]

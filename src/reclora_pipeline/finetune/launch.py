@@ -1,0 +1,104 @@
+"""Multi-GPU fine-tunes: the ``deepspeed`` launcher runs this module in every process.
+
+The Kedro node writes the request (arm, settings) and the Few2Many rows into a run
+folder, starts ``deepspeed ... --module reclora_pipeline.finetune.launch --run-dir``
+as a subprocess and reads back what rank 0 wrote: the adapter and the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.finetune.run import lora_config, subset, train_arm
+from reclora_pipeline.finetune.settings import FinetuneSettings
+
+REQUEST_FILE = "request.json"
+ROWS_FILE = "few2many_samples.parquet"
+REPORT_FILE = "report.json"
+ADAPTER_FOLDER = "adapter"
+
+
+def write_request(run_dir: Path, request: dict[str, Any], rows: Any) -> None:
+    """Materialise the inputs every launched process reads."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / REQUEST_FILE).write_text(json.dumps(request, indent=2))
+    pq.write_table(rows, run_dir / ROWS_FILE)
+
+
+def launcher_command(run_dir: Path, num_gpus: int, hostfile: str | None) -> list[str]:
+    """The ``deepspeed`` command line: ``--num_gpus`` on one machine, or a hostfile."""
+    executable = shutil.which("deepspeed")
+    if executable is None:
+        raise ParameterError(
+            "finetune.launcher: deepspeed needs the `deepspeed` command on PATH "
+            "(pip install deepspeed), or set finetune.launcher: inline"
+        )
+    if hostfile:
+        if not Path(hostfile).is_file():
+            raise ParameterError(f"finetune.hostfile {hostfile!r} does not exist")
+        placement = ["--hostfile", hostfile]
+    else:
+        if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1:
+            raise ParameterError(f"finetune.num_gpus must be a positive integer, got {num_gpus!r}")
+        placement = ["--num_gpus", str(num_gpus)]
+    return [executable, *placement, "--module", __name__, "--run-dir", str(run_dir)]
+
+
+def run_launcher(run_dir: Path, num_gpus: int, hostfile: str | None) -> dict[str, Any]:
+    """Run the launcher to completion; the report rank 0 wrote."""
+    command = launcher_command(run_dir, num_gpus, hostfile)
+    result = subprocess.run(command, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"the deepspeed launcher failed with exit code {result.returncode}: "
+            f"{' '.join(command)} (its output is above)"
+        )
+    return json.loads((run_dir / REPORT_FILE).read_text())
+
+
+def run_request(run_dir: Path) -> dict[str, Any]:
+    """Train as one process of the launched job; rank 0 writes the adapter and report."""
+    request = json.loads((run_dir / REQUEST_FILE).read_text())
+    rows = pq.read_table(run_dir / ROWS_FILE)
+    arm = request["arm"]
+    train_rows, valid_rows = subset(rows, "train", arm), subset(rows, "valid", arm)
+    rank = int(os.environ.get("RANK", "0"))
+    report = train_arm(
+        arm,
+        request["model"],
+        train_rows,
+        valid_rows,
+        FinetuneSettings.from_params(request["settings"]),
+        lora_config(request["lora"], user_dim=train_rows.user_repr.shape[1]),
+        run_dir / ADAPTER_FOLDER,
+        n_users=int(request["n_users"]),
+        max_length=int(request["max_length"]),
+        eval_batch_size=int(request["eval_batch_size"]),
+        checkpoint_dir=Path(request["checkpoint_dir"]) if request.get("checkpoint_dir") else None,
+        world_size=int(os.environ.get("WORLD_SIZE", "1")),
+        progress=rank == 0,
+    )
+    if rank == 0:
+        (run_dir / REPORT_FILE).write_text(json.dumps(report, indent=2))
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", type=Path, required=True)
+    # The launcher appends --local_rank=N; the rank is read from the environment instead.
+    parser.add_argument("--local_rank", type=int, default=None)
+    run_request(parser.parse_args(argv).run_dir)
+
+
+if __name__ == "__main__":
+    main()
