@@ -6,7 +6,7 @@ training settings of conf/base/parameters_ctr_lens.yml (early stopping on valid
 AUC), once per seed, and scores the test split; item popularity is the
 non-learned reference. Prints one JSON line last (mean and std per model).
 
-    python benchmarks/ctr_lens_seeds.py [--seeds 0 1 2]
+    python benchmarks/ctr_lens_seeds.py [--seeds 0 1 2] [--models din sim deepfm logreg]
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def load_features():
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     args = parser.parse_args()
     settings = yaml.safe_load((project_root() / "conf/base/parameters_ctr_lens.yml").read_text())[
         "ctr_lens"
@@ -73,9 +74,9 @@ def main() -> None:
     vocab, splits = load_features()
     test_labels = splits["test"].label.numpy()
     popularity = popularity_scores(splits["train"], splits["test"])
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in MODELS}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in args.models}
     for seed in args.seeds:
-        for name in MODELS:
+        for name in args.models:
             started = time.perf_counter()
             if name == "logreg":
                 with torch.random.fork_rng(devices=[]):

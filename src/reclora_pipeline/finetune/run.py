@@ -127,8 +127,9 @@ def train_arm(
         )
 
     def evaluate(model: torch.nn.Module) -> float:
-        return auc(valid_rows.labels, score(_as_arm(model), tokenizer, valid_rows,
-                                            eval_batch_size, settings.bf16, max_length))  # fmt: skip
+        probs = score(_as_arm(model), tokenizer, valid_rows, eval_batch_size, settings.bf16,
+                      max_length, progress=progress and int(os.environ.get("RANK", "0")) == 0)  # fmt: skip
+        return auc(valid_rows.labels, probs)
 
     steps = settings.optimizer_steps(math.ceil(len(examples) / micro))
     outcome = train(
