@@ -46,6 +46,13 @@ def test_every_arm_trains_and_evaluation_writes_the_contract(trained, tmp_path):
         assert report["trained"] and report["engine"].startswith("torch")
         assert (catalog.load(f"adapter_{arm}") / "arm.json").is_file()
     assert not catalog.load("finetune_report_reclora_no_retriever")["trained"]
+    # Every arm starts as the base model (B = 0): the same zero-shot valid AUC.
+    baselines = [
+        catalog.load(f"finetune_report_{arm}")["zero_shot_valid_auc"]
+        for arm in ("reclora", "vanilla_lora", "reclora_no_lens")
+    ]
+    assert baselines[0] == pytest.approx(baselines[1], abs=1e-6)
+    assert baselines[0] == pytest.approx(baselines[2], abs=1e-6)
 
     SequentialRunner().run(evaluation_pipeline(), catalog)
 
@@ -120,3 +127,27 @@ def launch_keys():
     from reclora_pipeline.pipelines.finetune.nodes import PIPELINE_KEYS
 
     return PIPELINE_KEYS
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, []),
+        (["reclora_no_lens"], ["reclora_no_lens"]),
+        ("reclora_no_lens+reclora_no_retriever", ["reclora_no_lens", "reclora_no_retriever"]),
+        ("all", ["reclora_no_retriever", "reclora_no_lens"]),
+    ],
+)
+def test_ablations_accept_the_command_line_forms(value, expected):
+    from reclora_pipeline.pipelines.finetune.nodes import ablations
+
+    assert ablations({"ablations": value}) == expected
+
+
+def test_unknown_ablation_is_a_clear_error(tmp_path):
+    from reclora_pipeline.pipelines.finetune.nodes import check_finetune_parameters
+    from tests.pipelines.catalog import project_parameters
+
+    params = {**project_parameters()["finetune"], "ablations": "reclora_no_gate"}
+    with pytest.raises(ParameterError, match=r"finetune.ablations has \['reclora_no_gate'\]"):
+        check_finetune_parameters(params)

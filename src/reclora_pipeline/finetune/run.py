@@ -131,6 +131,9 @@ def train_arm(
                       max_length, progress=progress and int(os.environ.get("RANK", "0")) == 0)  # fmt: skip
         return auc(valid_rows.labels, probs)
 
+    # The adapters start as the identity (B = 0), so this is the zero-shot model's valid
+    # AUC: the bar the fine-tune has to clear.
+    zero_shot_valid_auc = None if settings.resume else evaluate(arm_model)
     steps = settings.optimizer_steps(math.ceil(len(examples) / micro))
     outcome = train(
         lambda: make_engine(arm_model, settings, steps, world_size),
@@ -149,6 +152,7 @@ def train_arm(
         "history": outcome.history,
         "best_epoch": outcome.best_epoch,
         "best_valid_auc": outcome.best_valid_auc,
+        "zero_shot_valid_auc": zero_shot_valid_auc,
         "optimizer_steps": outcome.steps,
         "interrupted": outcome.interrupted,
         "n_train": len(train_rows),

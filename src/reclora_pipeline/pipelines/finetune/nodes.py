@@ -44,10 +44,20 @@ def training_settings(params: dict[str, Any]) -> FinetuneSettings:
     return FinetuneSettings.from_params({k: v for k, v in params.items() if k in settings_keys})
 
 
+def ablations(params: dict[str, Any]) -> list[str]:
+    """finetune.ablations as a list: a YAML list, or names joined by '+' (the kedro CLI
+    splits --params at commas, so `--params finetune.ablations=a+b` is the one-flag form),
+    or "all"."""
+    value = params.get("ablations") or []
+    if isinstance(value, str):
+        value = list(ARMS[2:]) if value.strip() == "all" else value.replace("+", " ").split()
+    return [str(arm) for arm in value]
+
+
 def check_finetune_parameters(params: dict[str, Any]) -> FinetuneSettings:
     """Every finetune setting checked before a model is loaded."""
     settings = training_settings(params)
-    unknown = [arm for arm in params["ablations"] or [] if arm not in ARMS[2:]]
+    unknown = [arm for arm in ablations(params) if arm not in ARMS[2:]]
     if unknown:
         raise ParameterError(
             f"finetune.ablations has {unknown}; accepted: {list(ARMS[2:])} (reclora and "
@@ -75,7 +85,7 @@ def finetune_arm(
     settings = check_finetune_parameters(params)
     output = Path(tempfile.mkdtemp(prefix=f"reclora_{arm}_"))
     atexit.register(shutil.rmtree, output, True)  # the catalog has copied it by then
-    if arm not in MAIN_ARMS and arm not in (params["ablations"] or []):
+    if arm not in MAIN_ARMS and arm not in ablations(params):
         # The node still runs (the pipeline's shape is fixed): it leaves a marker.
         (output / NOT_TRAINED_FILE).write_text(f"{arm} is not in finetune.ablations\n")
         return output, {"arm": arm, "trained": False}
