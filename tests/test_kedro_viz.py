@@ -1,0 +1,157 @@
+"""`kedro viz run` serves the whole RecLoRA flow: every stage's nodes and datasets.
+
+Starts the real Kedro-Viz server on a free port in a scratch copy of the
+project (so nothing is written into the checkout) and reads its REST API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from reclora_pipeline.pipeline_registry import STAGES, register_pipelines
+from reclora_pipeline.workspace import kedro_environment, make_workspace
+
+pytestmark = pytest.mark.slow
+
+STARTUP_TIMEOUT_S = 90.0
+# Kedro-Viz 12.5 serves one registered pipeline's graph at /api/pipelines/<id>
+# (kedro_viz/api/rest/router.py); /api/main is the --pipeline one.
+GRAPH_ENDPOINT = "/api/pipelines/full"
+
+EXPECTED_TASKS = {
+    "ingest": ["read_raw_tables"],
+    "item_text": ["build_prompts"],
+    "ctr_lens": ["train_din", "train_sim"],
+    "few2many": ["select_llm_samples"],
+    "finetune": ["finetune_reclora", "finetune_vanilla_lora"],
+    "evaluation": ["score_zero_shot", "score_reclora", "compare_models"],
+}
+EXPECTED_DATASETS = ["raw_interactions", "samples", "prompts", "few2many_samples", "metrics"]
+
+
+def _free_port() -> int:
+    """A free port below Linux's ephemeral range: kedro-viz refuses any port above 49151."""
+    for port in random.sample(range(20000, 32768), 50):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found for kedro viz")
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Terminate the server's whole process group (viz forks the uvicorn worker)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if not _group_alive(process.pid):
+            break
+        os.killpg(process.pid, sig)
+        deadline = time.monotonic() + 20
+        while _group_alive(process.pid) and time.monotonic() < deadline:
+            process.poll()  # reap the leader so it does not linger as a zombie
+            time.sleep(0.2)
+    process.wait(timeout=10)
+
+
+@contextmanager
+def viz_server(workspace: Path, port: int, log: Path) -> Iterator[subprocess.Popen]:
+    """A running `kedro viz run` for the full pipeline; always stopped on exit."""
+    kedro = Path(sys.executable).with_name("kedro")
+    command = [str(kedro), "viz", "run", "--no-browser", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--pipeline", "full"]
+    with log.open("w") as output:
+        # Own session = own process group, so the uvicorn child dies with it.
+        process = subprocess.Popen(
+            command,
+            cwd=workspace,
+            env=kedro_environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        _stop(process)
+
+
+def _fetch_graph(process: subprocess.Popen, url: str, log: Path) -> dict:
+    """Poll ``url`` until the server answers it; fail early if the server dies."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"kedro viz exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return json.load(response)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    pytest.fail(
+        f"kedro viz did not answer {url} in {STARTUP_TIMEOUT_S} s:\n{log.read_text()[-4000:]}"
+    )
+
+
+@pytest.fixture(scope="module")
+def full_graph(tmp_path_factory) -> dict:
+    """The JSON graph Kedro-Viz serves for the ``full`` pipeline."""
+    folder = tmp_path_factory.mktemp("viz")
+    workspace = make_workspace(folder / "project")
+    port = _free_port()
+    log = folder / "viz.log"
+    with viz_server(workspace, port, log) as process:
+        graph = _fetch_graph(process, f"http://127.0.0.1:{port}{GRAPH_ENDPOINT}", log)
+    assert not _group_alive(process.pid), "kedro viz left processes behind"
+    return graph
+
+
+def _names(graph: dict, kind: str) -> set[str]:
+    return {node["name"] for node in graph["nodes"] if node["type"] == kind}
+
+
+def test_viz_serves_the_full_pipeline(full_graph):
+    assert full_graph["selected_pipeline"] == "full"
+    tasks = _names(full_graph, "task")
+    for stage, names in EXPECTED_TASKS.items():
+        assert set(names) <= tasks, f"{stage}: missing {set(names) - tasks}"
+    assert set(EXPECTED_DATASETS) <= _names(full_graph, "data")
+
+
+def test_viz_shows_every_node_of_every_stage(full_graph):
+    registered = register_pipelines()
+    tasks = _names(full_graph, "task")
+    for stage in STAGES:
+        stage_nodes = {node.name for node in registered[stage].nodes}
+        assert stage_nodes, f"stage {stage} has no nodes"
+        assert stage_nodes <= tasks, f"{stage}: missing {stage_nodes - tasks}"
+    assert len(full_graph["edges"]) > len(tasks)
+
+
+def test_viz_orders_the_catalog_layers_without_a_cycle(full_graph):
+    # kedro-viz drops the layer view (empty list) when the layer graph has a cycle.
+    layers = full_graph["layers"]
+    expected = ["raw", "primary", "model_input", "crm", "crm_output", "llm_input", "llm",
+                "model_output", "reporting"]  # fmt: skip
+    assert [layer for layer in layers if layer in expected] == expected
