@@ -160,6 +160,8 @@ def test_full_pipeline_runs_from_the_command_line(ingested):
     assert all(entry["n"] == 48 for entry in metrics["models"].values())
     assert metrics["mlflow_run_id"] and metrics["mlflow_tracking_uri"].startswith("sqlite")
     assert (ingested / "data/08_reporting/roc_curves.png").is_file()
+    timings = json.loads((ingested / "data/08_reporting/run_timings.json").read_text())
+    assert set(timings["stages"]) == set(STAGES)
 
 
 def test_pipeline_registry_lists_every_stage_and_full(monkeypatch):

@@ -5,6 +5,7 @@ import warnings
 from kedro.config import OmegaConfigLoader
 
 from reclora_pipeline.hooks import ConciseUserErrorHooks, MlflowFallbackHooks
+from reclora_pipeline.run_timing import RunTimingHooks
 
 # Deprecation noise from kedro's and kedro-mlflow's own resolvers that users cannot act on.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
@@ -18,4 +19,4 @@ CONFIG_LOADER_ARGS = {
     "merge_strategy": {"parameters": "soft"},
 }
 
-HOOKS = (ConciseUserErrorHooks(), MlflowFallbackHooks())
+HOOKS = (ConciseUserErrorHooks(), MlflowFallbackHooks(), RunTimingHooks())

@@ -7,7 +7,7 @@ import json
 import pytest
 from kedro.runner import SequentialRunner
 
-from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.errors import ParameterError, UserInputError
 from reclora_pipeline.finetune import launch
 from reclora_pipeline.pipelines.evaluation import create_pipeline as evaluation_pipeline
 from reclora_pipeline.pipelines.few2many import create_pipeline as few2many_pipeline
@@ -80,6 +80,20 @@ def test_scoring_node_rescores_from_the_persisted_adapter(trained):
     again = catalog.load("predictions_reclora").df()
     assert len(first) == FEW2MANY["n_test"]
     assert (first.probability.to_numpy() == again.probability.to_numpy()).all()
+
+
+def test_test_rows_without_labels_are_a_clear_error(trained):
+    catalog = trained
+    scoring = [f"score_{name}" for name in ("zero_shot", "reclora", "vanilla_lora",
+                                            "reclora_no_retriever", "reclora_no_lens")]  # fmt: skip
+    SequentialRunner().run(evaluation_pipeline().only_nodes(*scoring), catalog)
+    table = catalog.load("few2many_samples")
+    table.connection.execute(
+        f"UPDATE {table.sql_name} SET label = NULL WHERE subset = 'test' AND sample_id = "
+        f"(SELECT min(sample_id) FROM {table.sql_name} WHERE subset = 'test')"
+    )
+    with pytest.raises(UserInputError, match=r"test subset has 1 rows without a label"):
+        SequentialRunner().run(evaluation_pipeline().only_nodes("compare_models"), catalog)
 
 
 def test_adapter_from_another_base_model_is_a_clear_error(trained, tmp_path):

@@ -1,0 +1,68 @@
+"""Wall time of every node and stage of a ``kedro run``, for people sizing their runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+from reclora_pipeline.datasets.atomic_file import write_atomically
+
+TIMINGS_FILE = Path("data") / "08_reporting" / "run_timings.json"
+
+logger = logging.getLogger(__name__)
+
+
+def stage_of_nodes() -> dict[str, str]:
+    """Node name -> the stage pipeline it belongs to."""
+    from reclora_pipeline.pipeline_registry import STAGES, register_pipelines
+
+    pipelines = register_pipelines()
+    return {node.name: stage for stage in STAGES if stage in pipelines
+            for node in pipelines[stage].nodes}  # fmt: skip
+
+
+def timing_report(seconds_by_node: dict[str, float], stages: dict[str, str]) -> dict[str, Any]:
+    """Seconds per node (run order) and per stage, and their total."""
+    per_stage: dict[str, float] = {}
+    for name, seconds in seconds_by_node.items():
+        stage = stages.get(name, "other")
+        per_stage[stage] = per_stage.get(stage, 0.0) + seconds
+    return {
+        "nodes": {name: round(s, 1) for name, s in seconds_by_node.items()},
+        "stages": {stage: round(s, 1) for stage, s in per_stage.items()},
+        "total_seconds": round(sum(seconds_by_node.values()), 1),
+    }
+
+
+class RunTimingHooks:
+    """Writes ``data/08_reporting/run_timings.json`` after every successful run."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+        self._seconds: dict[str, float] = {}
+
+    @hook_impl
+    def before_pipeline_run(self, **_: Any) -> None:
+        self._started, self._seconds = {}, {}
+
+    @hook_impl
+    def before_node_run(self, node: Any, **_: Any) -> None:
+        self._started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node: Any, **_: Any) -> None:
+        self._seconds[node.name] = time.perf_counter() - self._started.pop(node.name)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], **_: Any) -> None:
+        report = timing_report(self._seconds, stage_of_nodes())
+        for stage, seconds in report["stages"].items():
+            logger.info("stage %-11s %7.1f s", stage, seconds)
+        target = Path(run_params.get("project_path") or ".") / TIMINGS_FILE
+        text = json.dumps(report, indent=2) + "\n"
+        write_atomically(target, lambda path: path.write_text(text, encoding="utf-8"))
