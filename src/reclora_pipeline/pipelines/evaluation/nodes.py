@@ -35,7 +35,7 @@ def _model_name(language_model_info: dict[str, Any], finetune_params: dict[str, 
     return finetune_params.get("model") or language_model_info["name_or_path"]
 
 
-def _predictions(rows: Subset | None, sample_ids: np.ndarray, probs: np.ndarray) -> pa.Table:
+def _predictions(sample_ids: np.ndarray, probs: np.ndarray) -> pa.Table:
     return pa.table(
         {
             "sample_id": pa.array(sample_ids, pa.int64()),
@@ -58,13 +58,14 @@ def score_zero_shot(
     finetune_params: dict[str, Any],
 ) -> pa.Table:
     """P(Yes) of the base LLM, without any adapter, on the test subset."""
+    # vanilla_lora reads the same retrieved-history prompts, without any user input.
     test, ids = _test_rows(few2many_samples, "vanilla_lora")
     model, tokenizer = load_causal_lm(_model_name(language_model_info, finetune_params))
     probs = score_prompts(
         model, tokenizer, test.prompts, batch_size=int(params["batch_size"]),
         bf16=bool(params["bf16"]), progress=True, max_length=int(finetune_params["max_length"]),
     )  # fmt: skip
-    return _predictions(test, ids, probs)
+    return _predictions(ids, probs)
 
 
 def score_arm(
@@ -79,7 +80,7 @@ def score_arm(
     """P(Yes) of a fine-tuned arm from its persisted adapter; no rows if it was not trained."""
     if not finetune_report.get("trained", False):
         logger.info("%s was not trained (finetune.ablations): nothing to score", arm)
-        return _predictions(None, np.zeros(0, np.int64), np.zeros(0))
+        return _predictions(np.zeros(0, np.int64), np.zeros(0))
     test, ids = _test_rows(few2many_samples, arm)
     base, tokenizer = load_causal_lm(_model_name(language_model_info, finetune_params))
     arm_model = load_arm(adapter, base)
@@ -87,7 +88,7 @@ def score_arm(
         arm_model, tokenizer, test, int(params["batch_size"]), bool(params["bf16"]),
         int(finetune_params["max_length"]), progress=True,
     )  # fmt: skip
-    return _predictions(test, ids, probs)
+    return _predictions(ids, probs)
 
 
 def summarize_gates(
