@@ -106,6 +106,20 @@ def train_ctr_model(
     return result.state_dict, metrics
 
 
+def _trained_crm(
+    name: str, vocabulary: dict[str, Any], params: dict[str, Any], state: dict[str, torch.Tensor]
+) -> torch.nn.Module:
+    """The CRM ``name`` rebuilt from its parameters and loaded from its checkpoint."""
+    model = build_ctr_model(
+        name,
+        CTRVocab.from_dict(vocabulary),
+        seed=int(params["seed"]),
+        **_model_options(params, name),
+    )
+    model.load_state_dict(state)
+    return model
+
+
 def summarize_ctr_lens(**metrics_by_model: dict[str, float]) -> dict[str, dict[str, float]]:
     """One entry per trained CRM, keyed by model name."""
     return {name.removeprefix("ctr_metrics_"): values for name, values in metrics_by_model.items()}
@@ -126,13 +140,7 @@ def compute_user_representations(
             f"{sorted(key.removeprefix('ctr_checkpoint_') for key in checkpoints)}"
         )
     features = _features(samples, retrieved_histories, vocabulary, params)
-    model = build_ctr_model(
-        name,
-        CTRVocab.from_dict(vocabulary),
-        seed=int(params["seed"]),
-        **_model_options(params, name),
-    )
-    model.load_state_dict(checkpoints[f"ctr_checkpoint_{name}"])
+    model = _trained_crm(name, vocabulary, params, checkpoints[f"ctr_checkpoint_{name}"])
     vectors = user_representations(model, features)
     return pa.table(
         {
@@ -160,13 +168,7 @@ def score_all_samples(
     columns: dict[str, Any] = {"sample_id": pa.array(features.sample_id.numpy())}
     for key, state in sorted(checkpoints.items()):
         name = key.removeprefix("ctr_checkpoint_")
-        model = build_ctr_model(
-            name,
-            CTRVocab.from_dict(vocabulary),
-            seed=int(params["seed"]),
-            **_model_options(params, name),
-        )
-        model.load_state_dict(state)
+        model = _trained_crm(name, vocabulary, params, state)
         columns[name] = pa.array(score(model, features), pa.float64())
     return pa.table(columns)
 

@@ -1,26 +1,20 @@
 """Wiring of the ctr_lens pipeline."""
 
-from functools import partial, update_wrapper
-
 from kedro.pipeline import Pipeline, node, pipeline
 
 from reclora_pipeline.pipelines.ctr_lens import nodes
+from reclora_pipeline.pipelines.naming import named_partial
 
 # Every CRM is trained (the comparison table needs them all); ctr_lens.crm picks the one
 # whose user representations feed the LLM.
 TRAINED_CRMS = ("din", "sim", "deepfm")
 
 
-def _named(function, **fixed):
-    """``partial`` that keeps the function's name and docstring (kedro-viz shows them)."""
-    return update_wrapper(partial(function, **fixed), function)
-
-
 def create_pipeline(**kwargs) -> Pipeline:
     """vocabulary -> one trained CRM per model -> metrics; the chosen CRM -> user_repr."""
     training = [
         node(
-            _named(nodes.train_ctr_model, name=name),
+            named_partial(nodes.train_ctr_model, name=name),
             ["samples", "retrieved_histories", "ctr_vocabulary", "params:ctr_lens"],
             [f"ctr_checkpoint_{name}", f"ctr_metrics_{name}"],
             name=f"train_{name}",
@@ -30,7 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return pipeline(
         [
             node(
-                _named(nodes.fit_ctr_vocabulary, trained=TRAINED_CRMS),
+                named_partial(nodes.fit_ctr_vocabulary, trained=TRAINED_CRMS),
                 ["items", "users", "params:ctr_lens"],
                 "ctr_vocabulary",
                 name="fit_ctr_vocabulary",

@@ -1,16 +1,10 @@
 """Wiring of the evaluation pipeline."""
 
-from functools import partial, update_wrapper
-
 from kedro.pipeline import Pipeline, node, pipeline
 
 from reclora_pipeline.finetune.arms import ARMS
 from reclora_pipeline.pipelines.evaluation import nodes
-
-
-def _named(function, **fixed):
-    """``partial`` that keeps the function's name and docstring (kedro-viz shows them)."""
-    return update_wrapper(partial(function, **fixed), function)
+from reclora_pipeline.pipelines.naming import named_partial
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -24,7 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         *(
             node(
-                _named(nodes.score_arm, arm=arm),
+                named_partial(nodes.score_arm, arm=arm),
                 [
                     "few2many_samples",
                     f"adapter_{arm}",

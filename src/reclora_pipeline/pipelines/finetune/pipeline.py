@@ -1,16 +1,10 @@
 """Wiring of the finetune pipeline: one node per arm, each writing an adapter folder."""
 
-from functools import partial, update_wrapper
-
 from kedro.pipeline import Pipeline, node, pipeline
 
 from reclora_pipeline.finetune.arms import ARMS
 from reclora_pipeline.pipelines.finetune import nodes
-
-
-def _named(function, **fixed):
-    """``partial`` that keeps the function's name and docstring (kedro-viz shows them)."""
-    return update_wrapper(partial(function, **fixed), function)
+from reclora_pipeline.pipelines.naming import named_partial
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -18,7 +12,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return pipeline(
         [
             node(
-                _named(nodes.finetune_arm, arm=arm),
+                named_partial(nodes.finetune_arm, arm=arm),
                 ["few2many_samples", "users", "language_model", "params:finetune"],
                 [f"adapter_{arm}", f"finetune_report_{arm}"],
                 name=f"finetune_{arm}",
