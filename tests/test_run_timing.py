@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from types import SimpleNamespace
 
 from reclora_pipeline.run_timing import TIMINGS_FILE, RunTimingHooks, stage_of_nodes, timing_report
@@ -30,8 +31,13 @@ def test_hook_writes_the_timings_file(tmp_path):
     hooks.before_pipeline_run()
     for name in ("read_raw_tables", "select_llm_samples"):
         node = SimpleNamespace(name=name)
+        hooks.before_dataset_loaded(node=node)
         hooks.before_node_run(node=node)
         hooks.after_node_run(node=node)
+        # Lazy DuckDB relations do their work while being saved, after the node ran.
+        time.sleep(0.05)
+        hooks.after_dataset_saved(node=node)
     hooks.after_pipeline_run(run_params={"project_path": str(tmp_path)})
     report = json.loads((tmp_path / TIMINGS_FILE).read_text())
     assert set(report["stages"]) == {"ingest", "few2many"}
+    assert report["nodes"]["read_raw_tables"] >= 0.05

@@ -40,23 +40,46 @@ def timing_report(seconds_by_node: dict[str, float], stages: dict[str, str]) -> 
 
 
 class RunTimingHooks:
-    """Writes ``data/08_reporting/run_timings.json`` after every successful run."""
+    """Writes ``data/08_reporting/run_timings.json`` after every successful run.
+
+    A node's time runs from loading its first input to saving its last output: the
+    DuckDB nodes return lazy relations, so their work happens inside the save.
+    """
 
     def __init__(self) -> None:
         self._started: dict[str, float] = {}
-        self._seconds: dict[str, float] = {}
+        self._finished: dict[str, float] = {}
+
+    def _start(self, node: Any) -> None:
+        self._started.setdefault(node.name, time.perf_counter())
+
+    def _finish(self, node: Any) -> None:
+        self._finished[node.name] = time.perf_counter()
 
     @hook_impl
     def before_pipeline_run(self, **_: Any) -> None:
-        self._started, self._seconds = {}, {}
+        self._started, self._finished = {}, {}
+
+    @hook_impl
+    def before_dataset_loaded(self, node: Any, **_: Any) -> None:
+        self._start(node)
 
     @hook_impl
     def before_node_run(self, node: Any, **_: Any) -> None:
-        self._started[node.name] = time.perf_counter()
+        self._start(node)
 
     @hook_impl
     def after_node_run(self, node: Any, **_: Any) -> None:
-        self._seconds[node.name] = time.perf_counter() - self._started.pop(node.name)
+        self._finish(node)
+
+    @hook_impl
+    def after_dataset_saved(self, node: Any, **_: Any) -> None:
+        self._finish(node)
+
+    @property
+    def _seconds(self) -> dict[str, float]:
+        return {name: self._finished[name] - started for name, started in self._started.items()
+                if name in self._finished}  # fmt: skip
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], **_: Any) -> None:
