@@ -153,7 +153,10 @@ def test_full_pipeline_runs_from_the_command_line(ingested):
         report = json.loads(
             (ingested / f"data/07_model_output/finetune_report_{arm}.json").read_text()
         )
-        assert report["trained"] and report["engine"].startswith("deepspeed-zero2")
+        assert report["trained"]
+        assert report["engine"].startswith("deepspeed-zero2"), [
+            line for line in output.splitlines() if "DeepSpeed" in line
+        ]
         assert (ingested / f"data/06_models/adapters/{arm}/arm.json").is_file()
     metrics = json.loads((ingested / "data/08_reporting/metrics.json").read_text())
     assert {"zero_shot", "vanilla_lora", "reclora", "din", "sim"} <= set(metrics["models"])

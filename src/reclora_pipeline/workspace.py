@@ -45,9 +45,19 @@ def make_workspace(destination: str | Path) -> Path:
     return target
 
 
+DISTRIBUTED_VARIABLES = (
+    "MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+    "CROSS_RANK", "CROSS_SIZE",
+)  # fmt: skip
+
+
 def kedro_environment() -> dict[str, str]:
     """Environment for a quiet, offline ``kedro`` subprocess."""
     env = dict(os.environ)
+    # A process group of the calling process (DeepSpeed in the test session) must not leak
+    # into the child: its MASTER_PORT is taken, and the child would fall back to torch.
+    for name in DISTRIBUTED_VARIABLES:
+        env.pop(name, None)
     env["KEDRO_DISABLE_TELEMETRY"] = "true"
     env["HF_HUB_OFFLINE"] = "1"
     env["TRANSFORMERS_OFFLINE"] = "1"
