@@ -16,10 +16,8 @@ import argparse
 import base64
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,19 +28,12 @@ from pathlib import Path
 
 from websockets.sync.client import ClientConnection, connect
 
-from reclora_pipeline.workspace import kedro_environment, make_workspace, project_root
-
-
-def free_port() -> int:
-    """A free port below Linux's ephemeral range: kedro-viz refuses any port above 49151."""
-    for port in random.sample(range(20000, 32768), 50):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port found for kedro viz")
+from reclora_pipeline.workspace import (
+    free_viz_port,
+    kedro_environment,
+    make_workspace,
+    project_root,
+)
 
 
 def start_viz(workspace: Path, port: int, log: Path) -> subprocess.Popen:
@@ -191,7 +182,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kedro-viz-") as scratch:
         folder = Path(scratch)
         workspace = make_workspace(folder / "project")
-        port = free_port()
+        port = free_viz_port()
         viz = start_viz(workspace, port, folder / "viz.log")
         chromium = None
         try:

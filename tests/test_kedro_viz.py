@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from reclora_pipeline.pipeline_registry import STAGES, register_pipelines
-from reclora_pipeline.workspace import kedro_environment, make_workspace
+from reclora_pipeline.workspace import free_viz_port, kedro_environment, make_workspace
 
 pytestmark = pytest.mark.slow
 
@@ -41,18 +39,6 @@ EXPECTED_TASKS = {
     "evaluation": ["score_zero_shot", "score_reclora", "compare_models"],
 }
 EXPECTED_DATASETS = ["raw_interactions", "samples", "prompts", "few2many_samples", "metrics"]
-
-
-def _free_port() -> int:
-    """A free port below Linux's ephemeral range: kedro-viz refuses any port above 49151."""
-    for port in random.sample(range(20000, 32768), 50):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port found for kedro viz")
 
 
 def _group_alive(group: int) -> bool:
@@ -119,7 +105,7 @@ def full_graph(tmp_path_factory) -> dict:
     """The JSON graph Kedro-Viz serves for the ``full`` pipeline."""
     folder = tmp_path_factory.mktemp("viz")
     workspace = make_workspace(folder / "project")
-    port = _free_port()
+    port = free_viz_port()
     log = folder / "viz.log"
     with viz_server(workspace, port, log) as process:
         graph = _fetch_graph(process, f"http://127.0.0.1:{port}{GRAPH_ENDPOINT}", log)

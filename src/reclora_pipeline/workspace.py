@@ -8,7 +8,9 @@ never touches the user's own ``data/``.
 from __future__ import annotations
 
 import os
+import random
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +80,15 @@ def run_kedro(
         timeout=timeout,
         check=False,
     )
+
+
+def free_viz_port() -> int:
+    """A free local port below Linux's ephemeral range: kedro-viz refuses any port above 49151."""
+    for port in random.sample(range(20000, 32768), 50):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found for kedro viz")
