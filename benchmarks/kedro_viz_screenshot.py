@@ -30,26 +30,10 @@ from websockets.sync.client import ClientConnection, connect
 
 from reclora_pipeline.workspace import (
     free_viz_port,
-    kedro_environment,
     make_workspace,
     project_root,
+    start_kedro_viz,
 )
-
-
-def start_viz(workspace: Path, port: int, log: Path) -> subprocess.Popen:
-    """`kedro viz run` for the full pipeline, in its own process group."""
-    kedro = Path(sys.executable).with_name("kedro")
-    command = [str(kedro), "viz", "run", "--no-browser", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--pipeline", "full"]
-    with log.open("w") as output:
-        return subprocess.Popen(
-            command,
-            cwd=workspace,
-            env=kedro_environment(),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def wait_for(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -183,7 +167,7 @@ def main() -> None:
         folder = Path(scratch)
         workspace = make_workspace(folder / "project")
         port = free_viz_port()
-        viz = start_viz(workspace, port, folder / "viz.log")
+        viz = start_kedro_viz(workspace, port, folder / "viz.log")
         chromium = None
         try:
             wait_for(f"http://127.0.0.1:{port}/api/pipelines/full", viz)

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +20,11 @@ from pathlib import Path
 import pytest
 
 from reclora_pipeline.pipeline_registry import STAGES, register_pipelines
-from reclora_pipeline.workspace import free_viz_port, kedro_environment, make_workspace
+from reclora_pipeline.workspace import (
+    free_viz_port,
+    make_workspace,
+    start_kedro_viz,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -65,19 +68,7 @@ def _stop(process: subprocess.Popen) -> None:
 @contextmanager
 def viz_server(workspace: Path, port: int, log: Path) -> Iterator[subprocess.Popen]:
     """A running `kedro viz run` for the full pipeline; always stopped on exit."""
-    kedro = Path(sys.executable).with_name("kedro")
-    command = [str(kedro), "viz", "run", "--no-browser", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--pipeline", "full"]
-    with log.open("w") as output:
-        # Own session = own process group, so the uvicorn child dies with it.
-        process = subprocess.Popen(
-            command,
-            cwd=workspace,
-            env=kedro_environment(),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_kedro_viz(workspace, port, log)
     try:
         yield process
     finally:

@@ -92,3 +92,23 @@ def free_viz_port() -> int:
                 continue
             return port
     raise RuntimeError("no free port found for kedro viz")
+
+
+def start_kedro_viz(workspace: str | Path, port: int, log: Path) -> subprocess.Popen:
+    """`kedro viz run` for the full pipeline in ``workspace``, output to ``log``.
+
+    It gets its own session, hence its own process group: viz serves from a child
+    process, and the caller stops both by signalling the group.
+    """
+    kedro = Path(sys.executable).with_name("kedro")
+    command = [str(kedro), "viz", "run", "--no-browser", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--pipeline", "full"]
+    with log.open("w") as output:
+        return subprocess.Popen(
+            command,
+            cwd=workspace,
+            env=kedro_environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from transformers import PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from reclora_pipeline.item_text import prompts
+from reclora_pipeline.item_text.parameters import template_name
 
 ID_COLUMNS = ("sample_id", "user_id", "item_id", "label", "split")
 
@@ -69,3 +70,27 @@ def prompt_table(
         history_items_in_prompt=kept.astype(np.int32),
     )
     return pa.table(columns)
+
+
+def render_prompt_table(
+    rows: pd.DataFrame,
+    history_columns: tuple[str, str],
+    items: pd.DataFrame,
+    users: pd.DataFrame,
+    item_text_params: dict[str, Any],
+    ingest_format: str,
+    tokenizer_name_or_path: str,
+) -> pa.Table:
+    """:func:`prompt_table` with the titles, profiles, template, tokenizer and token budget
+    that the item_text settings name."""
+    return prompt_table(
+        rows,
+        history_columns,
+        dict(zip(items.item_id.astype(int), items.title, strict=True)),
+        user_profiles(users, ml1m_codes=ingest_format == "ml-1m"),
+        prompts.PromptTemplate.from_config(
+            template_name(item_text_params, ingest_format), item_text_params["templates"]
+        ),
+        AutoTokenizer.from_pretrained(tokenizer_name_or_path),
+        int(item_text_params["max_prompt_tokens"]),
+    )

@@ -11,9 +11,7 @@ from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.few2many.recency import recency_histories
 from reclora_pipeline.few2many.selection import STRATEGIES, select
-from reclora_pipeline.item_text import prompts
-from reclora_pipeline.item_text.parameters import template_name
-from reclora_pipeline.item_text.prompt_table import prompt_table, user_profiles
+from reclora_pipeline.item_text.prompt_table import render_prompt_table
 
 # Subset name -> the split it is drawn from and the parameter giving its size.
 SUBSETS = {"train": ("train", "n_train"), "valid": ("valid", "n_valid"), "test": ("test", "n_test")}
@@ -109,8 +107,6 @@ def _with_recency_prompts(
     ingest_params: dict[str, Any],
 ) -> pa.Table:
     """Add ``recency_prompt``: the same prompt with the last K_text items as history."""
-    from transformers import AutoTokenizer
-
     ids, ratings = recency_histories(
         rows.column("history_item_ids"),
         rows.column("history_ratings"),
@@ -119,17 +115,14 @@ def _with_recency_prompts(
     )
     frame = rows.select(["sample_id", "user_id", "item_id", "label", "split"]).to_pandas()
     frame["recency_ids"], frame["recency_ratings"] = ids.to_pylist(), ratings.to_pylist()
-    descriptions = item_descriptions.df()
-    rendered = prompt_table(
+    rendered = render_prompt_table(
         frame,
         ("recency_ids", "recency_ratings"),
-        dict(zip(descriptions.item_id.astype(int), descriptions.title, strict=True)),
-        user_profiles(users.df(), ml1m_codes=ingest_params["format"] == "ml-1m"),
-        prompts.PromptTemplate.from_config(
-            template_name(item_text_params, ingest_params["format"]), item_text_params["templates"]
-        ),
-        AutoTokenizer.from_pretrained(language_model_info["name_or_path"]),
-        int(item_text_params["max_prompt_tokens"]),
+        item_descriptions.df(),
+        users.df(),
+        item_text_params,
+        ingest_params["format"],
+        language_model_info["name_or_path"],
     )
     return rows.drop_columns(["history_item_ids", "history_ratings"]).append_column(
         "recency_prompt", rendered.column("prompt")

@@ -12,9 +12,9 @@ import pyarrow as pa
 import torch
 
 from reclora_pipeline.duckdb_store import DuckDBTable
-from reclora_pipeline.item_text import descriptions, embeddings, language_model, prompts, retrieval
-from reclora_pipeline.item_text.parameters import template_name, validate_parameters
-from reclora_pipeline.item_text.prompt_table import prompt_table, user_profiles
+from reclora_pipeline.item_text import descriptions, embeddings, language_model, retrieval
+from reclora_pipeline.item_text.parameters import validate_parameters
+from reclora_pipeline.item_text.prompt_table import render_prompt_table
 
 # Hidden size of the embedded SmolLM2-135M-Instruct (checked again after conversion).
 EMBEDDED_HIDDEN_SIZE = 576
@@ -140,32 +140,22 @@ def build_prompts(
     ingest_params: dict[str, Any],
 ) -> pa.Table:
     """A chat prompt and its Yes/No answer for every sample, within the token budget."""
-    from transformers import AutoTokenizer
-
     histories = retrieved_histories.connection.sql(
         f"SELECT sample_id, user_id, item_id, label, split, text_history_item_ids, text_history_ratings "
         f"FROM {retrieved_histories.sql_name} ORDER BY sample_id"
     ).df()
     started = time.perf_counter()
-    table = prompt_table(
+    table = render_prompt_table(
         histories,
         ("text_history_item_ids", "text_history_ratings"),
-        item_titles(item_descriptions),
-        user_profiles(users.df(), ml1m_codes=ingest_params["format"] == "ml-1m"),
-        prompts.PromptTemplate.from_config(
-            template_name(params, ingest_params["format"]), params["templates"]
-        ),
-        AutoTokenizer.from_pretrained(language_model_info["name_or_path"]),
-        int(params["max_prompt_tokens"]),
+        item_descriptions.df(),
+        users.df(),
+        params,
+        ingest_params["format"],
+        language_model_info["name_or_path"],
     )
     logger.info("rendered %d prompts in %.1f s", table.num_rows, time.perf_counter() - started)
     return table
-
-
-def item_titles(item_descriptions: DuckDBTable) -> dict[int, str]:
-    """Title of each item id, as the prompts show it."""
-    frame = item_descriptions.df()
-    return dict(zip(frame.item_id.astype(int), frame.title, strict=True))
 
 
 def summarize_item_text(item_embeddings: DuckDBTable, prompts_table: DuckDBTable) -> dict[str, int]:
