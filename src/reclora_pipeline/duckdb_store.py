@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-_CONNECTIONS: dict[tuple[str, tuple[tuple[str, str], ...]], duckdb.DuckDBPyConnection] = {}
+_CONNECTIONS: dict[str, duckdb.DuckDBPyConnection] = {}
 _LOCK = threading.Lock()
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -37,26 +37,40 @@ def quote_identifier(name: str) -> str:
 def connect(
     database: str | Path, config: dict[str, Any] | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """Return this process's shared connection to ``database`` (created on first use)."""
+    """Return this process's shared connection to ``database`` (created on first use).
+
+    ``config`` applies when the connection is opened; DuckDB refuses a second
+    connection to the same file with other settings, so later calls share the
+    first one whatever their ``config``.
+    """
     path = str(Path(database).resolve()) if str(database) != ":memory:" else ":memory:"
-    settings = {key: str(value) for key, value in (config or {}).items()}
-    key = (path, tuple(sorted(settings.items())))
     with _LOCK:
-        connection = _CONNECTIONS.get(key)
+        connection = _CONNECTIONS.get(path)
         if connection is None:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+            settings = {key: str(value) for key, value in (config or {}).items()}
             connection = duckdb.connect(path, config=settings)
-            _CONNECTIONS[key] = connection
+            _CONNECTIONS[path] = connection
         return connection
 
 
 def close_all() -> None:
-    """Close every shared connection (tests, and before another process opens the file)."""
+    """Checkpoint and close every shared connection.
+
+    The checkpoint moves everything from the write-ahead log (``<file>.wal``) into
+    the database file, so the file alone holds every table (to copy or share it),
+    and it frees the blocks of dropped tables for reuse by the next run.
+    """
     with _LOCK:
-        for connection in _CONNECTIONS.values():
-            connection.close()
-        _CONNECTIONS.clear()
+        try:
+            for path, connection in _CONNECTIONS.items():
+                if path != ":memory:":
+                    connection.execute("CHECKPOINT")
+        finally:
+            for connection in _CONNECTIONS.values():
+                connection.close()
+            _CONNECTIONS.clear()
 
 
 @dataclass(frozen=True)
@@ -114,6 +128,39 @@ def table_exists(connection: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(row and row[0])
 
 
+def publish_tables(connection: duckdb.DuckDBPyConnection, renames: dict[str, str]) -> None:
+    """Rename each ``source`` table to its ``target`` (replacing it), all in one transaction.
+
+    Either every target is replaced or, on any failure, none is.
+    """
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        for source, target in renames.items():
+            connection.execute(f"DROP TABLE IF EXISTS {quote_identifier(target)}")
+            connection.execute(
+                f"ALTER TABLE {quote_identifier(source)} RENAME TO {quote_identifier(target)}"
+            )
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def drop_tables_with_suffix(connection: duckdb.DuckDBPyConnection, suffix: str) -> list[str]:
+    """Drop every main-schema table whose name ends with ``suffix``; return their names."""
+    names = [
+        row[0]
+        for row in connection.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+            "AND suffix(table_name, ?)",
+            [suffix],
+        ).fetchall()
+    ]
+    for name in names:
+        connection.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
+    return names
+
+
 def replace_table(connection: duckdb.DuckDBPyConnection, name: str, data: TableData) -> None:
     """Store ``data`` as table ``name``, replacing any previous table atomically.
 
@@ -121,7 +168,7 @@ def replace_table(connection: duckdb.DuckDBPyConnection, name: str, data: TableD
     is the old table dropped and the staging table renamed, in one transaction.
     A failure at any point leaves the previous table exactly as it was.
     """
-    target = quote_identifier(name)
+    quote_identifier(name)  # refuse a bad name before writing anything
     staging_name = f"{name}__staging"
     staging = quote_identifier(staging_name)
     connection.execute(f"DROP TABLE IF EXISTS {staging}")
@@ -147,13 +194,6 @@ def replace_table(connection: duckdb.DuckDBPyConnection, name: str, data: TableD
                 f"cannot store table {name!r} from {type(data).__name__}: expected a DuckDB "
                 "relation, a pyarrow Table/RecordBatchReader or a pandas DataFrame"
             )
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            connection.execute(f"DROP TABLE IF EXISTS {target}")
-            connection.execute(f"ALTER TABLE {staging} RENAME TO {target}")
-            connection.execute("COMMIT")
-        except Exception:
-            connection.execute("ROLLBACK")
-            raise
+        publish_tables(connection, {staging_name: name})
     finally:
         connection.execute(f"DROP TABLE IF EXISTS {staging}")

@@ -38,20 +38,29 @@ class ConciseUserErrorHooks:
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], **_: Any) -> None:
-        if not isinstance(error, UserInputError) or os.environ.get("RECLORA_TRACEBACK"):
+        if isinstance(error, UserInputError):
+            report_concisely(error)
+
+
+def report_concisely(error: UserInputError) -> None:
+    """Log ``error`` as one line and make the interpreter print only that when it exits with it.
+
+    Does nothing when RECLORA_TRACEBACK is set (the full traceback is printed then).
+    """
+    if os.environ.get("RECLORA_TRACEBACK"):
+        return
+    logger.error("%s: %s", type(error).__name__, error)
+    previous_hook = sys.excepthook
+
+    def concise_hook(
+        kind: type[BaseException], value: BaseException, traceback: TracebackType | None
+    ) -> None:
+        if value is error:
+            print(f"\nRun failed. {type(error).__name__}: {error}", file=sys.stderr)
             return
-        logger.error("%s: %s", type(error).__name__, error)
-        previous_hook = sys.excepthook
+        previous_hook(kind, value, traceback)
 
-        def concise_hook(
-            kind: type[BaseException], value: BaseException, traceback: TracebackType | None
-        ) -> None:
-            if value is error:
-                print(f"\nRun failed. {type(error).__name__}: {error}", file=sys.stderr)
-                return
-            previous_hook(kind, value, traceback)
-
-        sys.excepthook = concise_hook
+    sys.excepthook = concise_hook
 
 
 # Where runs go when the configured MLflow server is down: the same store conf/base uses.

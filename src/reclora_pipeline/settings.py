@@ -6,6 +6,7 @@ from kedro.config import OmegaConfigLoader
 
 from reclora_pipeline.hooks import ConciseUserErrorHooks, MlflowFallbackHooks
 from reclora_pipeline.run_timing import RunTimingHooks
+from reclora_pipeline.staging_hooks import StagedOutputHooks
 
 # Deprecation noise from kedro's and kedro-mlflow's own resolvers that users cannot act on.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
@@ -19,4 +20,4 @@ CONFIG_LOADER_ARGS = {
     "merge_strategy": {"parameters": "soft"},
 }
 
-HOOKS = (ConciseUserErrorHooks(), MlflowFallbackHooks(), RunTimingHooks())
+HOOKS = (ConciseUserErrorHooks(), MlflowFallbackHooks(), RunTimingHooks(), StagedOutputHooks())
