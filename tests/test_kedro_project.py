@@ -106,6 +106,44 @@ def test_bad_input_stops_clearly_and_keeps_the_last_good_run(ingested, tmp_path)
     assert _fingerprints(ingested) == before
 
 
+def test_a_failure_in_a_middle_node_keeps_every_table_of_the_last_good_run(ingested, tmp_path):
+    before = _fingerprints(ingested)
+    folder = WRITERS["ml-1m"](tmp_path / "ml-1m", small_world())
+    # The label rule is only used by the fifth node, after four nodes saved their tables.
+    result = run_kedro(
+        ingested, "run", "--pipeline", "ingest", "--params",
+        f"ingest.format=ml-1m,ingest.path={folder},ingest.k_core=2,ingest.label_rule=four",
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "invalid ingest.label_rule 'four'" in result.stderr
+    assert _fingerprints(ingested) == before
+    assert not (ingested / "data/03_primary/reclora.duckdb.wal").exists()
+
+
+def test_a_second_run_is_refused_at_start_in_one_line(ingested):
+    import subprocess
+    import sys
+
+    database = ingested / "data/03_primary/reclora.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import duckdb, sys; c = duckdb.connect({str(database)!r}); "
+         "print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = run_kedro(ingested, "run", "--pipeline", "ingest", timeout=600)
+    finally:
+        holder.communicate("")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    expected = f"another run holds data/03_primary/reclora.duckdb (pid {holder.pid})"
+    assert expected in output
+    assert "Running node" not in output and "Traceback" not in output
+
+
 def test_other_format_through_params(ingested, tmp_path):
     import json
 

@@ -69,7 +69,8 @@ class StagedOutputHooks:
         self._stage_of: dict[str, str] = {}
         self._unfinished: dict[str, set[str]] = {}
 
-    @hook_impl
+    # tryfirst: refuse a busy database before other hooks start anything (an MLflow run).
+    @hook_impl(tryfirst=True)
     def before_pipeline_run(self, pipeline: Any, catalog: Any, **_: Any) -> None:
         try:
             take_databases(pipeline, catalog)
