@@ -156,3 +156,30 @@ WRITERS = {
     "ml-latest": write_ml_latest,
     "goodreads": write_goodreads,
 }
+
+
+def _read_text(path: Path) -> str:
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8") as stream:
+            return stream.read()
+    return path.read_text(encoding="utf-8")
+
+
+def _write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt", encoding=encoding) as stream:
+            stream.write(text)
+    else:
+        path.write_text(text, encoding=encoding)
+
+
+def replace_line(path: Path, line_number: int, text: str) -> None:
+    """Replace line ``line_number`` (1-based) of a text file, plain or .gz."""
+    lines = _read_text(path).splitlines()
+    lines[line_number - 1] = text
+    _write_text(path, "\n".join(lines) + "\n")
+
+
+def add_byte_order_mark(path: Path) -> None:
+    """Start a UTF-8 text file (plain or .gz) with a byte order mark, as Windows editors do."""
+    _write_text(path, _read_text(path), encoding="utf-8-sig")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reclora_pipeline.ingest.readers import READERS, embedded_movielens_100k, read_dataset
-from tests.sources import WRITERS
+from tests.sources import WRITERS, add_byte_order_mark
 
 
 def _source_id(data_format: str, user: int) -> object:
@@ -54,6 +54,35 @@ def test_reader_normalises_interactions_items_and_users(tmp_path, world, data_fo
             age,
             occupation,
         )
+
+
+@pytest.mark.parametrize(
+    ("data_format", "files"),
+    [
+        ("ml-latest", ("ratings.csv", "movies.csv")),
+        ("recbole", ("toy.inter", "toy.item", "toy.user")),
+        ("ml-100k", ("u.data",)),
+        (
+            "goodreads",
+            (
+                "goodreads_interactions_toy.json.gz",
+                "goodreads_books_toy.json",
+                "goodreads_book_authors_toy.json",
+            ),
+        ),
+    ],
+)
+def test_utf8_byte_order_mark_is_accepted(tmp_path, world, data_format, files):
+    plain = WRITERS[data_format](tmp_path / "plain", world)
+    marked = WRITERS[data_format](tmp_path / "marked", world)
+    for name in files:
+        add_byte_order_mark(marked / name)
+        assert (marked / name).read_bytes() != (plain / name).read_bytes()
+
+    expected, found = read_dataset(data_format, plain), read_dataset(data_format, marked)
+
+    for name in ("interactions", "items", "users"):
+        assert getattr(found, name).equals(getattr(expected, name)), name
 
 
 def test_goodreads_drops_unrated_shelvings(tmp_path, world):

@@ -22,6 +22,8 @@ from reclora_pipeline.duckdb_store import fetch_row
 from reclora_pipeline.embedded_assets import package_folder
 from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.ingest.errors import InputDataError
+from reclora_pipeline.ingest.recbole_header import read_recbole_header
+from reclora_pipeline.ingest.sql import sql_identifier, sql_literal
 from reclora_pipeline.ingest.text_files import (
     DelimitedFormat,
     check_unique,
@@ -29,7 +31,14 @@ from reclora_pipeline.ingest.text_files import (
     read_delimited,
     read_json_lines,
     require_folder,
-    sql_literal,
+)
+from reclora_pipeline.ingest.value_checks import (
+    RatingScale,
+    ValueRule,
+    check_values,
+    parse_rating_scale,
+    rating_rules,
+    timestamp_rule,
 )
 
 # Genre flags of the original ML-100K u.item, in column order (u.genre lists the same).
@@ -43,6 +52,16 @@ ML100K_GENRES = (
 _TITLE_WITHOUT_YEAR = r"trim(regexp_replace({0}, '\s*\((\d{{4}})\)\s*$', ''))"
 _YEAR_FROM_TITLE = r"TRY_CAST(nullif(regexp_extract({0}, '\((\d{{4}})\)\s*$', 1), '') AS INTEGER)"
 _NO_LIST = "CAST([] AS VARCHAR[])"
+_GOODREADS_DATE = "'%a %b %d %H:%M:%S %z %Y'"
+
+# Each format's own rating scale; ``ingest.rating_scale`` replaces it (e.g. RecBole data on 0-10).
+RATING_SCALES: dict[str, RatingScale] = {
+    "recbole": (0.0, 5.0),
+    "ml-100k": (1.0, 5.0),
+    "ml-1m": (1.0, 5.0),
+    "ml-latest": (0.5, 5.0),
+    "goodreads": (0.0, 5.0),  # 0 = shelved, not rated: checked, then dropped
+}
 
 
 @dataclass(frozen=True)
@@ -70,28 +89,28 @@ def _users_without_profile(connection: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _recbole_header(path: Path) -> dict[str, str]:
-    """Map base field names to full RecBole header names (``rating`` -> ``rating:float``)."""
-    if not path.is_file() or path.stat().st_size == 0:
-        raise InputDataError(path, "missing or empty file", expected="a RecBole atomic file")
-    with path.open(encoding="utf-8", errors="replace") as stream:
-        header = stream.readline().rstrip("\r\n").split("\t")
-    if not all(":" in field for field in header):
-        raise InputDataError(
-            path, f"header {header} is not a RecBole header", line=1,
-            expected="tab-separated 'name:type' fields, e.g. 'user_id:token'",
-        )  # fmt: skip
-    return {field.split(":", 1)[0]: field for field in header}
+def _check_interactions(
+    connection: duckdb.DuckDBPyConnection,
+    path: Path,
+    table: str,
+    rating: str,
+    time_rule: ValueRule,
+    scale: RatingScale,
+    header_lines: int,
+) -> None:
+    """Ratings inside ``scale`` (not NaN) and ``time_rule``, in the file's column names."""
+    rules = [*rating_rules(rating, scale), time_rule]
+    check_values(connection, path, sql_identifier(table), rules, header_lines)
 
 
 def _pick(fields: dict[str, str], candidates: tuple[str, ...]) -> str | None:
     return next((fields[name] for name in candidates if name in fields), None)
 
 
-def read_recbole(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
+def read_recbole(connection: duckdb.DuckDBPyConnection, folder: Path, scale: RatingScale) -> None:
     """RecBole atomic files: ``<name>.inter`` (+ ``.item``, optional ``.user``), tab separated."""
     inter_path = find_file(folder, ("*.inter",), "RecBole interactions")
-    fields = _recbole_header(inter_path)
+    fields = read_recbole_header(inter_path)
     wanted = {"user_id": "BIGINT", "item_id": "BIGINT", "rating": "DOUBLE", "timestamp": "DOUBLE"}
     missing = [name for name in wanted if name not in fields]
     if missing:
@@ -101,10 +120,14 @@ def read_recbole(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
         )  # fmt: skip
     layout = DelimitedFormat({fields[n]: t for n, t in wanted.items()}, "\t", header=True)
     read_delimited(connection, inter_path, layout, "inter_raw")
+    # RecBole timestamps are float fields; checked to fit the BIGINT they become.
+    stamp = timestamp_rule(fields["timestamp"], floating=True)
+    _check_interactions(connection, inter_path, "inter_raw", fields["rating"], stamp, scale, 1)
     connection.execute(
         "CREATE OR REPLACE TEMP TABLE interactions AS SELECT "
         + ", ".join(
-            f'"{fields[name]}"::{"BIGINT" if name == "timestamp" else wanted[name]} AS {name}'
+            f"{sql_identifier(fields[name])}::"
+            f"{'BIGINT' if name == 'timestamp' else wanted[name]} AS {name}"
             for name in wanted
         )
         + " FROM inter_raw"
@@ -112,7 +135,7 @@ def read_recbole(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
     check_unique(connection, inter_path, "interactions", ("user_id", "item_id", "timestamp"), 1)
 
     item_path = find_file(folder, ("*.item",), "RecBole item features")
-    item_fields = _recbole_header(item_path)
+    item_fields = read_recbole_header(item_path)
     title = _pick(item_fields, ("movie_title", "title", "book_title"))
     if "item_id" not in item_fields or title is None:
         raise InputDataError(
@@ -128,28 +151,17 @@ def read_recbole(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
     read_delimited(connection, item_path, layout, "item_raw")
     connection.execute(
         "CREATE OR REPLACE TEMP TABLE items AS SELECT "
-        f'"{item_fields["item_id"]}" AS item_id, "{title}" AS title, '
-        + (f'TRY_CAST("{year}" AS INTEGER)' if year else "NULL::INTEGER")
-        + " AS year, "
-        + (
-            f"""list_filter(string_split("{genres}", ' '), lambda g: g <> '')"""
-            if genres
-            else _NO_LIST
-        )
-        + " AS genres, "
-        + (
-            f"""list_filter(string_split("{authors}", ' '), lambda a: a <> '')"""
-            if authors
-            else _NO_LIST
-        )
-        + " AS authors FROM item_raw"
+        f"{sql_identifier(item_fields['item_id'])} AS item_id, {sql_identifier(title)} AS title, "
+        + (f"TRY_CAST({sql_identifier(year)} AS INTEGER)" if year else "NULL::INTEGER")
+        + f" AS year, {_space_separated_list(genres)} AS genres, "
+        + f"{_space_separated_list(authors)} AS authors FROM item_raw"
     )
 
     user_files = sorted(folder.glob("*.user"))
     if not user_files:
         _users_without_profile(connection)
         return
-    user_fields = _recbole_header(user_files[0])
+    user_fields = read_recbole_header(user_files[0])
     if "user_id" not in user_fields:
         raise InputDataError(user_files[0], "missing user_id field", line=1, expected="user_id")
     profile = {
@@ -165,13 +177,20 @@ def read_recbole(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
     )  # fmt: skip
     read_delimited(connection, user_files[0], layout, "user_raw")
     select = ", ".join(
-        f'"{user_fields[n]}" AS {n}' if n in user_fields else f"NULL::{t} AS {n}"
+        f"{sql_identifier(user_fields[n])} AS {n}" if n in user_fields else f"NULL::{t} AS {n}"
         for n, t in profile.items()
     )
     connection.execute(
-        f'CREATE OR REPLACE TEMP TABLE users AS SELECT "{user_fields["user_id"]}" AS user_id, '
-        f"{select} FROM user_raw"
+        "CREATE OR REPLACE TEMP TABLE users AS SELECT "
+        f"{sql_identifier(user_fields['user_id'])} AS user_id, {select} FROM user_raw"
     )
+
+
+def _space_separated_list(column: str | None) -> str:
+    """SQL for a RecBole ``token_seq`` column as a list of words (empty without the column)."""
+    if column is None:
+        return _NO_LIST
+    return f"list_filter(string_split({sql_identifier(column)}, ' '), lambda w: w <> '')"
 
 
 _RATING_TYPES = {
@@ -187,12 +206,19 @@ _PROFILE_TYPES = {
 
 
 def _read_headerless_ratings(
-    connection: duckdb.DuckDBPyConnection, folder: Path, name: str, delimiter: str, encoding: str
+    connection: duckdb.DuckDBPyConnection,
+    folder: Path,
+    name: str,
+    delimiter: str,
+    encoding: str,
+    scale: RatingScale,
 ) -> None:
     """``interactions`` from a MovieLens ratings file: user, item, rating, timestamp."""
     path = find_file(folder, (name,), "ratings")
     layout = DelimitedFormat(_RATING_TYPES, delimiter, header=False, encoding=encoding)
     read_delimited(connection, path, layout, "interactions")
+    stamp = timestamp_rule("timestamp")
+    _check_interactions(connection, path, "interactions", "rating", stamp, scale, 0)
     check_unique(connection, path, "interactions", ("user_id", "item_id", "timestamp"), 0)
 
 
@@ -216,9 +242,9 @@ def _read_headerless_users(
     )
 
 
-def read_ml_100k(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
+def read_ml_100k(connection: duckdb.DuckDBPyConnection, folder: Path, scale: RatingScale) -> None:
     """Original ML-100K: ``u.data`` (tab), ``u.item`` and ``u.user`` (``|``, latin-1)."""
-    _read_headerless_ratings(connection, folder, "u.data", "\t", "utf-8")
+    _read_headerless_ratings(connection, folder, "u.data", "\t", "utf-8", scale)
 
     item_path = find_file(folder, ("u.item",), "movies")
     flags = {f"genre_{i}": "INTEGER" for i in range(len(ML100K_GENRES))}
@@ -244,9 +270,9 @@ def read_ml_100k(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
     )
 
 
-def read_ml_1m(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
+def read_ml_1m(connection: duckdb.DuckDBPyConnection, folder: Path, scale: RatingScale) -> None:
     """ML-1M: ``ratings.dat``, ``movies.dat``, ``users.dat``, ``::`` separated, latin-1."""
-    _read_headerless_ratings(connection, folder, "ratings.dat", "::", "latin-1")
+    _read_headerless_ratings(connection, folder, "ratings.dat", "::", "latin-1", scale)
 
     movies = find_file(folder, ("movies.dat",), "movies")
     layout = DelimitedFormat(
@@ -276,7 +302,7 @@ def _movie_items_from_titles(connection: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def read_ml_latest(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
+def read_ml_latest(connection: duckdb.DuckDBPyConnection, folder: Path, scale: RatingScale) -> None:
     """ML-25M / ml-latest / ml-latest-small: ``ratings.csv`` and ``movies.csv`` with headers."""
     ratings = find_file(folder, ("ratings.csv",), "ratings")
     layout = DelimitedFormat(
@@ -284,6 +310,8 @@ def read_ml_latest(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
         ",", header=True, quote='"',
     )  # fmt: skip
     read_delimited(connection, ratings, layout, "inter_raw")
+    stamp = timestamp_rule("timestamp")
+    _check_interactions(connection, ratings, "inter_raw", "rating", stamp, scale, 1)
     connection.execute(
         "CREATE OR REPLACE TEMP TABLE interactions AS SELECT userId AS user_id, "
         "movieId AS item_id, rating, timestamp FROM inter_raw"
@@ -305,7 +333,7 @@ def read_ml_latest(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
     _users_without_profile(connection)
 
 
-def read_goodreads(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
+def read_goodreads(connection: duckdb.DuckDBPyConnection, folder: Path, scale: RatingScale) -> None:
     """UCSD GoodReads: interactions and books as JSON lines (plain or .gz).
 
     Rating 0 means "shelved, not rated" and is dropped. ``date_added`` gives the
@@ -326,16 +354,22 @@ def read_goodreads(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
     bad = fetch_row(
         connection,
         "SELECT n, date_added FROM (SELECT row_number() OVER () AS n, date_added FROM inter_raw) "
-        "WHERE try_strptime(date_added, '%a %b %d %H:%M:%S %z %Y') IS NULL ORDER BY n LIMIT 1",
+        f"WHERE try_strptime(date_added, {_GOODREADS_DATE}) IS NULL ORDER BY n LIMIT 1",
     )
     if bad:
         raise InputDataError(
             inter_path, f"date_added {bad[1]!r} is not a GoodReads date", line=int(bad[0]),
             column="date_added", expected="e.g. 'Thu Dec 05 10:44:25 -0800 2013'",
         )  # fmt: skip
+    # Checked before the rating-0 rows are dropped, so their line numbers are the file's.
+    before_1970 = ValueRule(
+        "date_added", f"epoch(strptime({{v}}, {_GOODREADS_DATE})) < 0", "is before 1970",
+        "a date from 1970-01-01 on",
+    )  # fmt: skip
+    _check_interactions(connection, inter_path, "inter_raw", "rating", before_1970, scale, 0)
     connection.execute(
         "CREATE OR REPLACE TEMP TABLE interactions AS SELECT user_id, book_id AS item_id, rating, "
-        "epoch(strptime(date_added, '%a %b %d %H:%M:%S %z %Y'))::BIGINT AS timestamp "
+        f"epoch(strptime(date_added, {_GOODREADS_DATE}))::BIGINT AS timestamp "
         "FROM inter_raw WHERE rating > 0"
     )
     check_unique(connection, inter_path, "interactions", ("user_id", "item_id", "timestamp"), 0)
@@ -376,7 +410,7 @@ def read_goodreads(connection: duckdb.DuckDBPyConnection, folder: Path) -> None:
     _users_without_profile(connection)
 
 
-READERS: dict[str, Callable[[duckdb.DuckDBPyConnection, Path], None]] = {
+READERS: dict[str, Callable[[duckdb.DuckDBPyConnection, Path, RatingScale], None]] = {
     "recbole": read_recbole,
     "ml-100k": read_ml_100k,
     "ml-1m": read_ml_1m,
@@ -386,9 +420,16 @@ READERS: dict[str, Callable[[duckdb.DuckDBPyConnection, Path], None]] = {
 
 
 def read_dataset(
-    data_format: str, folder: str | Path | None, memory_limit: str = "4GB"
+    data_format: str,
+    folder: str | Path | None,
+    memory_limit: str = "4GB",
+    rating_scale: object = None,
 ) -> RawTables:
-    """Read and validate one dataset; ``folder`` None or empty means the embedded ML-100K."""
+    """Read and validate one dataset; ``folder`` None or empty means the embedded ML-100K.
+
+    ``rating_scale`` (``ingest.rating_scale``): ``[min, max]`` of the ratings,
+    None for the format's own scale (``RATING_SCALES``).
+    """
     if data_format not in READERS:
         raise ParameterError(
             f"unknown ingest.format {data_format!r}; accepted values: {sorted(READERS)}"
@@ -399,10 +440,11 @@ def read_dataset(
             f"format, but ingest.format is {data_format!r}: set ingest.path to your "
             f"{data_format} folder, or ingest.format to 'recbole'"
         )
+    scale = parse_rating_scale(rating_scale) or RATING_SCALES[data_format]
     path = require_folder(folder) if folder else embedded_movielens_100k()
     connection = duckdb.connect(":memory:", config={"memory_limit": memory_limit})
     try:
-        READERS[data_format](connection, path)
+        READERS[data_format](connection, path, scale)
         return RawTables(
             interactions=connection.table("interactions").to_arrow_table(),
             items=connection.table("items").to_arrow_table(),

@@ -2,12 +2,14 @@
 
 DuckDB parses the files (fast, parallel, out of core); this module checks what
 DuckDB cannot know (the declared format's file names, header, delimiter, field
-count) before parsing, and turns DuckDB's parse errors into ``InputDataError``
-messages that name the file, the line, the column and what was expected.
+count) before parsing, refuses integer columns that DuckDB's casts would round
+('1.5'), and turns DuckDB's parse errors into ``InputDataError`` messages that
+name the file, the line, the column and what was expected.
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import re
 from collections.abc import Callable
@@ -18,21 +20,24 @@ import duckdb
 
 from reclora_pipeline.duckdb_store import fetch_row
 from reclora_pipeline.ingest.errors import InputDataError
+from reclora_pipeline.ingest.sql import sql_identifier, sql_literal
+from reclora_pipeline.ingest.value_checks import (
+    ValueRule,
+    check_values,
+    first_failing_row,
+    integer_rule,
+)
 
 # Delimiters tried when a file does not split as declared, to say which one it uses.
 _CANDIDATE_DELIMITERS = ("::", "\t", ",", "|", ";")
 _DELIMITER_NAMES = {"\t": "tab", ",": "comma", "|": "'|'", "::": "'::'", ";": "';'"}
 _TYPE_NAMES = {"BIGINT": "an integer", "INTEGER": "an integer", "DOUBLE": "a number"}
+_INTEGER_TYPES = ("BIGINT", "INTEGER")
 
 
 def delimiter_name(delimiter: str) -> str:
     """A readable name for a delimiter, for messages."""
     return _DELIMITER_NAMES.get(delimiter, repr(delimiter))
-
-
-def sql_literal(text: str) -> str:
-    """``text`` as a single-quoted SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,11 @@ def find_file(folder: Path, patterns: tuple[str, ...], what: str) -> Path:
     )
 
 
-def _first_line(path: Path, encoding: str) -> str:
+def first_line(path: Path, encoding: str) -> str:
+    """The first line of ``path`` (plain or .gz), without a UTF-8 byte order mark."""
+    # Editors on Windows start UTF-8 files with a BOM; DuckDB skips it, so must the header checks.
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt", encoding=encoding, errors="replace") as stream:  # type: ignore[operator]
@@ -101,7 +110,7 @@ def check_layout(path: Path, layout: DelimitedFormat) -> list[str]:
         raise InputDataError(path, "missing file")
     if path.stat().st_size == 0:
         raise InputDataError(path, "file is empty", expected="at least one data row")
-    line = _first_line(path, layout.encoding)
+    line = first_line(path, layout.encoding)
     expected_names = list(layout.columns)
     wanted = delimiter_name(layout.delimiter)
     if layout.header:
@@ -170,35 +179,70 @@ def translate_duckdb_error(path: Path, error: duckdb.Error, layout_note: str) ->
     return InputDataError(path, f"cannot be parsed: {first}", line=line, expected=layout_note)
 
 
+def _columns_sql(columns: dict[str, str]) -> str:
+    """DuckDB's ``columns`` argument: a struct of column names to type names."""
+    return "{" + ", ".join(f"{sql_literal(n)}: {sql_literal(t)}" for n, t in columns.items()) + "}"
+
+
+def _csv_source(path: Path, layout: DelimitedFormat, columns: dict[str, str]) -> str:
+    """A ``read_csv(...)`` expression reading ``path`` with the given column types."""
+    return (
+        f"read_csv({sql_literal(str(path))}, delim={sql_literal(layout.delimiter)}, "
+        f"header={str(layout.header).lower()}, columns={_columns_sql(columns)}, "
+        "auto_detect=false, "
+        f"quote={sql_literal(layout.quote)}, escape={sql_literal(layout.quote)}, "
+        f"encoding={sql_literal(layout.encoding)}, strict_mode=true, null_padding=false)"
+    )
+
+
 def read_delimited(
     connection: duckdb.DuckDBPyConnection, path: Path, layout: DelimitedFormat, table: str
 ) -> None:
     """Parse ``path`` into table ``table`` of ``connection`` with the declared types.
 
-    Checks the layout first, then lets DuckDB parse with the exact types, and
-    finally rejects empty files and empty required fields, naming the line.
+    Checks the layout first, then that integer columns hold integers, then lets
+    DuckDB parse with the exact types, and finally rejects empty files and
+    empty required fields, naming the line.
     """
     names = check_layout(path, layout)
     columns = {name: layout.columns.get(name, "VARCHAR") for name in names}
-    columns_sql = (
-        "{" + ", ".join(f"{sql_literal(n)}: {sql_literal(t)}" for n, t in columns.items()) + "}"
-    )
     note = f"{delimiter_name(layout.delimiter)}-separated {list(layout.columns)}"
-    source = (
-        f"read_csv({sql_literal(str(path))}, delim={sql_literal(layout.delimiter)}, "
-        f"header={str(layout.header).lower()}, columns={columns_sql}, auto_detect=false, "
-        f"quote={sql_literal(layout.quote)}, escape={sql_literal(layout.quote)}, "
-        f"encoding={sql_literal(layout.encoding)}, strict_mode=true, null_padding=false)"
-    )
-    selected = ", ".join(f'"{name}"' for name in layout.columns)
+    _check_integers(connection, path, layout, columns, note)
+    source = _csv_source(path, layout, columns)
+    selected = ", ".join(sql_identifier(name) for name in layout.columns)
     try:
         connection.execute(
-            f'CREATE OR REPLACE TEMP TABLE "{table}" AS SELECT {selected} FROM {source}'
+            f"CREATE OR REPLACE TEMP TABLE {sql_identifier(table)} AS "
+            f"SELECT {selected} FROM {source}"
         )
     except duckdb.Error as error:
         raise translate_duckdb_error(path, error, note) from None
     _check_not_empty(connection, path, table)
     _check_required(connection, path, table, source, layout.required_columns(), int(layout.header))
+
+
+def _check_integers(
+    connection: duckdb.DuckDBPyConnection,
+    path: Path,
+    layout: DelimitedFormat,
+    columns: dict[str, str],
+    note: str,
+) -> None:
+    """Refuse integer columns written as '1.5' or '1e3', which DuckDB's casts would accept.
+
+    One scan of the file with those columns read as text; the typed read follows.
+    """
+    integers = [name for name in layout.columns if layout.columns[name] in _INTEGER_TYPES]
+    if not integers:
+        return
+    as_text = {name: "VARCHAR" if name in integers else kind for name, kind in columns.items()}
+    source = _csv_source(path, layout, as_text)
+    try:
+        check_values(
+            connection, path, source, [integer_rule(name) for name in integers], int(layout.header)
+        )
+    except duckdb.Error as error:
+        raise translate_duckdb_error(path, error, note) from None
 
 
 def read_json_lines(
@@ -207,17 +251,17 @@ def read_json_lines(
     """Parse a JSON-lines file (plain or .gz) into ``table``, keeping only ``columns``."""
     if path.stat().st_size == 0:
         raise InputDataError(path, "file is empty", expected="one JSON object per line")
-    first = _first_line(path, "utf-8").lstrip()
+    first = first_line(path, "utf-8").lstrip()
     if not first.startswith("{"):
         raise InputDataError(path, "is not JSON lines", line=1, expected="one JSON object per line")
-    columns_sql = (
-        "{" + ", ".join(f"{sql_literal(n)}: {sql_literal(t)}" for n, t in columns.items()) + "}"
-    )
     source = (
-        f"read_json({sql_literal(str(path))}, format='newline_delimited', columns={columns_sql})"
+        f"read_json({sql_literal(str(path))}, format='newline_delimited', "
+        f"columns={_columns_sql(columns)})"
     )
     try:
-        connection.execute(f'CREATE OR REPLACE TEMP TABLE "{table}" AS SELECT * FROM {source}')
+        connection.execute(
+            f"CREATE OR REPLACE TEMP TABLE {sql_identifier(table)} AS SELECT * FROM {source}"
+        )
     except duckdb.Error as error:
         raise translate_duckdb_error(
             path, error, f"JSON objects with keys {list(columns)}"
@@ -227,7 +271,7 @@ def read_json_lines(
 
 
 def _check_not_empty(connection: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
-    if fetch_row(connection, f'SELECT count(*) FROM "{table}"')[0] == 0:
+    if fetch_row(connection, f"SELECT count(*) FROM {sql_identifier(table)}")[0] == 0:
         raise InputDataError(path, "has no data rows", expected="at least one data row")
 
 
@@ -239,22 +283,21 @@ def _check_required(
     required: tuple[str, ...],
     header_lines: int,
 ) -> None:
-    counts = ", ".join(f'count(*) FILTER (WHERE "{name}" IS NULL)' for name in required)
-    nulls = fetch_row(connection, f'SELECT {counts} FROM "{table}"')
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE {sql_identifier(name)} IS NULL)" for name in required
+    )
+    nulls = fetch_row(connection, f"SELECT {counts} FROM {sql_identifier(table)}")
     for name, count in zip(required, nulls, strict=True):
         if count:
             # Only on failure: number the rows in file order to name the first bad line.
-            row = fetch_row(
-                connection,
-                f'SELECT n FROM (SELECT row_number() OVER () AS n, "{name}" AS v FROM {source}) '
-                "WHERE v IS NULL ORDER BY n LIMIT 1",
-            )
+            rule = ValueRule(name, "{v} IS NULL", "is empty", "a value in every row")
+            row, _ = first_failing_row(connection, source, rule)
             raise InputDataError(
                 path,
                 f"empty value ({count} row(s) in all)",
-                line=int(row[0]) + header_lines if row else None,
+                line=row + header_lines,
                 column=name,
-                expected="a value in every row",
+                expected=rule.expected,
             )
 
 
@@ -266,18 +309,19 @@ def check_unique(
     header_lines: int,
 ) -> None:
     """Reject duplicated key rows (e.g. the same user, item and timestamp twice)."""
-    key_sql = ", ".join(f'"{key}"' for key in keys)
+    key_sql = ", ".join(sql_identifier(key) for key in keys)
     duplicated = fetch_row(
         connection,
-        f'SELECT {key_sql}, count(*) FROM "{table}" GROUP BY ALL HAVING count(*) > 1 LIMIT 1',
+        f"SELECT {key_sql}, count(*) FROM {sql_identifier(table)} "
+        "GROUP BY ALL HAVING count(*) > 1 LIMIT 1",
     )
     if duplicated is None:
         return
     values = dict(zip(keys, duplicated[:-1], strict=True))
-    condition = " AND ".join(f'"{key}" = ?' for key in keys)
+    condition = " AND ".join(f"{sql_identifier(key)} = ?" for key in keys)
     lines = connection.execute(
-        f'SELECT n FROM (SELECT row_number() OVER () AS n, * FROM "{table}") WHERE {condition} '
-        "ORDER BY n LIMIT 2",
+        f"SELECT n FROM (SELECT row_number() OVER () AS n, * FROM {sql_identifier(table)}) "
+        f"WHERE {condition} ORDER BY n LIMIT 2",
         list(values.values()),
     ).fetchall()
     line = int(lines[-1][0]) + header_lines if lines else None

@@ -20,7 +20,12 @@ logger = logging.getLogger(__name__)
 
 def read_raw_tables(params: dict[str, Any]) -> tuple[pa.Table, pa.Table, pa.Table]:
     """Read and validate the source files named by ``ingest.format`` / ``ingest.path``."""
-    tables = read_dataset(params["format"], params.get("path"), params.get("memory_limit", "4GB"))
+    tables = read_dataset(
+        params["format"],
+        params.get("path"),
+        params.get("memory_limit", "4GB"),
+        rating_scale=params.get("rating_scale"),
+    )
     logger.info(
         "read %d interactions, %d items, %d users (%s)",
         tables.interactions.num_rows, tables.items.num_rows, tables.users.num_rows,
