@@ -8,7 +8,7 @@ import pytest
 
 from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.few2many.recency import recency_histories
-from reclora_pipeline.few2many.selection import select
+from reclora_pipeline.few2many.selection import check_size, select
 
 IDS = np.arange(100, 200)
 USERS = np.repeat(np.arange(10), 10)
@@ -50,8 +50,29 @@ def test_crm_uncertain_takes_probabilities_closest_to_one_half():
     assert np.abs(probability[np.searchsorted(IDS, chosen)] - 0.5).max() <= np.sort(distance)[9]
 
 
-def test_asking_for_more_than_available_takes_all():
-    np.testing.assert_array_equal(select(IDS[:5], 10, "random", seed=0), IDS[:5])
+def test_asking_for_exactly_the_pool_takes_all():
+    np.testing.assert_array_equal(select(IDS[:5][::-1], 5, "random", seed=0), IDS[:5])
+
+
+def test_asking_for_more_than_the_pool_is_a_parameter_error():
+    # Taking the whole pool instead once meant hours of fine-tuning on a typo.
+    with pytest.raises(
+        ParameterError,
+        match=r"^few2many.n_train = 10000000 but the train split has 100 samples: "
+        r"set it to at most 100$",
+    ):
+        select(IDS, 10_000_000, "random", seed=0, pool="the train split")
+
+
+def test_size_check_names_the_setting_and_formats_large_counts():
+    message = (
+        "few2many.n_test = 80000 but the test split has 75,312 samples: set it to at most 75,312"
+    )
+    with pytest.raises(ParameterError, match=f"^{message}$"):
+        check_size(80_000, 75_312, "few2many.n_test", "the test split")
+    with pytest.raises(ParameterError, match=r"few2many.n_valid = 1 but the valid split has no"):
+        check_size(1, 0, "few2many.n_valid", "the valid split")
+    check_size(75_312, 75_312, "few2many.n_train", "the train split")  # the whole pool is fine
 
 
 @pytest.mark.parametrize(

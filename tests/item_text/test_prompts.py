@@ -1,11 +1,16 @@
-"""Prompt templates: golden texts, decoding of MovieLens codes, truncation."""
+"""Prompt templates: golden texts, decoding of MovieLens codes, truncation, missing profiles."""
 
 from __future__ import annotations
 
+import duckdb
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.item_text.descriptions import describe_items
+from reclora_pipeline.item_text.prompt_table import prompt_table, user_profiles
 from reclora_pipeline.item_text.prompts import (
     PromptTemplate,
     answers,
@@ -75,3 +80,73 @@ def test_unknown_template_and_answers(movies):
     with pytest.raises(ParameterError, match="accepted values"):
         PromptTemplate.from_config("songs", {"movies": {}})
     assert answers([1, 0]) == ["Yes.", "No."]
+
+
+# Every way a DataFrame cell can say "no value" under pandas 3.
+MISSING = [None, np.nan, pd.NA]
+
+
+@pytest.mark.parametrize("missing", MISSING, ids=["None", "NaN", "NA"])
+def test_missing_profile_fields_read_unknown(missing):
+    assert decode_profile(missing, missing, missing, ml1m_codes=True) == {
+        "gender": "person", "He": "The user", "he": "the user", "His": "Their", "his": "their",
+        "age": "unknown", "occupation": "unknown",
+    }  # fmt: skip
+    partial = decode_profile("F", missing, "4", ml1m_codes=True)
+    assert (partial["gender"], partial["age"], partial["occupation"]) == (
+        "female",
+        "unknown",
+        "college/grad student",
+    )
+
+
+def _users_from_duckdb() -> pd.DataFrame:
+    """Users as ingest stores them, handed to pandas 3 by DuckDB (pd.NA ages, NaN strings)."""
+    return duckdb.sql(
+        "SELECT user_id::BIGINT AS user_id, gender::VARCHAR AS gender, age::INTEGER AS age, "
+        "occupation::VARCHAR AS occupation FROM (VALUES (1, NULL, NULL, NULL), "
+        "(2, 'F', NULL, NULL), (3, 'M', 25, '4')) AS users(user_id, gender, age, occupation)"
+    ).df()
+
+
+@pytest.mark.parametrize("missing", MISSING, ids=["None", "NaN", "NA"])
+def test_profile_less_users_render_neutral_prompts(movies, missing):
+    from_duckdb = _users_from_duckdb()
+    assert from_duckdb.age.isna().sum() == 2  # the frame really holds missing values
+    by_hand = pd.DataFrame(
+        {"user_id": [4], "gender": [missing], "age": [missing], "occupation": [missing]},
+        dtype=object,
+    )
+    profiles = user_profiles(pd.concat([from_duckdb, by_hand]), ml1m_codes=True)
+    assert profiles[1] is None and profiles[4] is None
+    assert (profiles[2]["gender"], profiles[2]["age"], profiles[2]["occupation"]) == (
+        "female",
+        "unknown",
+        "unknown",
+    )
+    assert profiles[3]["occupation"] == "college/grad student"
+
+    rows = pd.DataFrame(
+        {"sample_id": [10, 11, 12, 13], "user_id": [1, 2, 3, 4], "item_id": [7, 7, 7, 7],
+         "label": [1, 0, 1, 0], "split": ["test"] * 4, "ids": [[5]] * 4, "ratings": [[4.0]] * 4}
+    )  # fmt: skip
+    titles = {5: "Heat (1995)", 7: "Fargo (1996)"}
+    table = prompt_table(
+        rows, ("ids", "ratings"), titles, profiles, movies, word_tokenizer(), 10_000
+    ).to_pydict()
+    prompts = dict(zip(table["user_id"], table["prompt"], strict=True))
+    for user in (1, 4):
+        assert "The user watched" in prompts[user] and "job is" not in prompts[user]
+    assert "Her job is unknown. Her age is unknown." in prompts[2]
+    assert "His job is college/grad student. His age is 25-34." in prompts[3]
+    assert table["answer"] == ["Yes.", "No.", "Yes.", "No."]
+
+
+def test_items_with_missing_year_title_and_lists_are_described():
+    items = duckdb.sql(
+        "SELECT * FROM (VALUES (1, 'Heat', 1995, ['Action'], []::VARCHAR[]), "
+        "(2, NULL, NULL, NULL, NULL)) AS items(item_id, title, year, genres, authors)"
+    ).df()
+    described = describe_items(items)
+    assert described.title.tolist() == ["Heat (1995)", "Unknown title"]
+    assert described.description.tolist() == ["Heat (1995); genres: Action", "Unknown title"]

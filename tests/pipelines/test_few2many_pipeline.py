@@ -53,3 +53,19 @@ def test_unknown_strategy_is_a_clear_error(tmp_path, upstream, database):
     catalog = upstream.catalog(tmp_path, few2many={"strategy": "active"})
     with pytest.raises(ParameterError, match=r"few2many.strategy='active'.*random"):
         SequentialRunner().run(few2many_pipeline(), catalog)
+
+
+@pytest.mark.parametrize(("size", "split"), [("n_train", "train"), ("n_test", "test")])
+def test_subset_larger_than_its_split_is_a_clear_error(tmp_path, upstream, database, size, split):
+    catalog = upstream.catalog(tmp_path, few2many={**SIZES, size: 10_000_000})
+    prompts = catalog.load("prompts")
+    available = prompts.connection.sql(
+        f"SELECT count(*) FROM {prompts.sql_name} WHERE split = '{split}'"
+    ).fetchall()[0][0]
+    message = (
+        f"few2many.{size} = 10000000 but the {split} split has {available:,} samples: "
+        f"set it to at most {available:,}"
+    )
+    with pytest.raises(ParameterError, match=f"^{message}$"):
+        SequentialRunner().run(few2many_pipeline(), catalog)
+    assert not catalog.exists("few2many_samples")

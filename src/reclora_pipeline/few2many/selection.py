@@ -7,15 +7,11 @@ function of (candidates, n, seed), so reruns select the same rows.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from reclora_pipeline.errors import ParameterError
 
 STRATEGIES = ("random", "stratified_user", "crm_uncertain")
-
-logger = logging.getLogger(__name__)
 
 
 def select(
@@ -27,14 +23,15 @@ def select(
     user_ids: np.ndarray | None = None,
     crm_probability: np.ndarray | None = None,
     parameter: str = "few2many.n_train",
+    pool: str = "the candidate pool",
 ) -> np.ndarray:
     """Sorted ids of ``n`` samples chosen from ``sample_ids`` by ``strategy``.
 
     ``random``: uniform without replacement (the paper). ``stratified_user``:
     round-robin over users in a seeded order, so ``n`` samples cover as many
     users as possible. ``crm_uncertain``: the samples whose CRM probability is
-    closest to 0.5, seeded tie-breaks. Asking for more samples than there are
-    takes them all, with a warning.
+    closest to 0.5, seeded tie-breaks. Asking for more samples than ``pool``
+    (how messages name the candidates) holds is a ``ParameterError``.
     """
     if strategy not in STRATEGIES:
         raise ParameterError(
@@ -43,14 +40,8 @@ def select(
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ParameterError(f"{parameter} must be a positive integer, got {n!r}")
     sample_ids = np.asarray(sample_ids)
-    if n >= len(sample_ids):
-        if n > len(sample_ids):
-            logger.warning(
-                "%s=%d but only %d candidate samples exist: taking them all",
-                parameter,
-                n,
-                len(sample_ids),
-            )
+    check_size(n, len(sample_ids), parameter, pool)
+    if n == len(sample_ids):
         return np.sort(sample_ids)
     # Candidates in id order first: the choice must not depend on how rows arrived.
     by_id = np.argsort(sample_ids, kind="stable")
@@ -68,6 +59,24 @@ def select(
         probability = _required(crm_probability, "CRM probabilities", strategy)
         order = np.lexsort((noise, np.abs(probability.astype(np.float64) - 0.5)))
     return np.sort(sample_ids[order[:n]])
+
+
+def check_size(n: int, available: int, parameter: str, pool: str) -> None:
+    """Refuse a subset larger than its pool.
+
+    Taking the whole pool instead would silently turn "a few samples" into all of
+    them (hours of fine-tuning) and make the run differ from what was asked for.
+    """
+    if n <= available:
+        return
+    if available == 0:
+        raise ParameterError(
+            f"{parameter} = {n} but {pool} has no samples: check the ingest settings "
+            "(split_ratios, k_core, min_history)"
+        )
+    raise ParameterError(
+        f"{parameter} = {n} but {pool} has {available:,} samples: set it to at most {available:,}"
+    )
 
 
 def _round_robin_over_users(user_ids: np.ndarray, noise: np.ndarray) -> np.ndarray:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 
+from reclora_pipeline.missing import is_missing, text_or_none
+
 
 def item_title(title: object, year: object) -> str:
     """``"Title (year)"``, or just the title when the year is unknown."""
-    name = str(title) if isinstance(title, str) and title else "Unknown title"
-    if year is None or pd.isna(year):
+    name = text_or_none(title) or "Unknown title"
+    if is_missing(year):
         return name
     return f"{name} ({int(year)})"
 
@@ -21,8 +23,8 @@ def describe_items(items: pd.DataFrame) -> pd.DataFrame:
 
     def describe(row: pd.Series) -> str:
         text = item_title(row.title, row.year)
-        authors = list(row.authors) if row.authors is not None else []
-        genres = list(row.genres) if row.genres is not None else []
+        authors = [] if is_missing(row.authors) else list(row.authors)
+        genres = [] if is_missing(row.genres) else list(row.genres)
         if authors:
             text += f", by {', '.join(authors)}"
         if genres:

@@ -15,6 +15,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from reclora_pipeline.item_text import prompts
 from reclora_pipeline.item_text.parameters import template_name
+from reclora_pipeline.missing import is_missing
 
 ID_COLUMNS = ("sample_id", "user_id", "item_id", "label", "split")
 
@@ -23,10 +24,7 @@ def user_profiles(users: pd.DataFrame, ml1m_codes: bool) -> dict[int, dict[str, 
     """Decoded profile fields per user id; None for users without any profile field."""
     result: dict[int, dict[str, str] | None] = {}
     for row in users.itertuples(index=False):
-        known = any(
-            value is not None and not (isinstance(value, float) and np.isnan(value))
-            for value in (row.gender, row.age, row.occupation)
-        )
+        known = not all(is_missing(value) for value in (row.gender, row.age, row.occupation))
         result[int(row.user_id)] = (
             prompts.decode_profile(row.gender, row.age, row.occupation, ml1m_codes)
             if known

@@ -10,6 +10,7 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.missing import is_missing, text_or_none
 
 # MovieLens-1M codes (README of ML-1M). ML-100K stores real ages and occupation names.
 ML1M_AGES = {
@@ -55,9 +56,11 @@ class PromptTemplate:
 
 def pronouns(gender: object) -> dict[str, str]:
     """Subject/possessive pronouns in both cases, neutral when the gender is unknown."""
-    if gender == "M":
+    # Compared as text: ``pd.NA == "M"`` is NA, whose truth value raises.
+    code = text_or_none(gender)
+    if code == "M":
         return {"gender": "male", "He": "He", "he": "he", "His": "His", "his": "his"}
-    if gender == "F":
+    if code == "F":
         return {"gender": "female", "He": "She", "he": "she", "His": "Her", "his": "her"}
     return {"gender": "person", "He": "The user", "he": "the user", "His": "Their", "his": "their"}
 
@@ -65,22 +68,33 @@ def pronouns(gender: object) -> dict[str, str]:
 def decode_profile(
     gender: object, age: object, occupation: object, ml1m_codes: bool
 ) -> dict[str, str]:
-    """Template fields of one user, MovieLens-1M codes decoded when ``ml1m_codes``."""
+    """Template fields of one user, MovieLens-1M codes decoded when ``ml1m_codes``.
+
+    Any field may be missing (None, NaN or ``pd.NA``); it then reads "unknown".
+    """
     fields = pronouns(gender)
-    if age is None or (isinstance(age, float) and np.isnan(age)):
-        fields["age"] = "unknown"
-    else:
-        fields["age"] = ML1M_AGES.get(int(age), str(int(age))) if ml1m_codes else str(int(age))
-    if isinstance(occupation, str) and occupation.isdigit() and ml1m_codes:
-        code = int(occupation)
-        fields["occupation"] = (
-            ML1M_OCCUPATIONS[code] if code < len(ML1M_OCCUPATIONS) else occupation
-        )
-    else:
-        fields["occupation"] = (
-            occupation if isinstance(occupation, str) and occupation else "unknown"
-        )
+    fields["age"] = age_text(age, ml1m_codes)
+    fields["occupation"] = occupation_text(occupation, ml1m_codes)
     return fields
+
+
+def age_text(age: object, ml1m_codes: bool) -> str:
+    """Age in years, its MovieLens-1M group when ``ml1m_codes``, or "unknown"."""
+    if is_missing(age):
+        return "unknown"
+    years = int(age)
+    return ML1M_AGES.get(years, str(years)) if ml1m_codes else str(years)
+
+
+def occupation_text(occupation: object, ml1m_codes: bool) -> str:
+    """Occupation name, MovieLens-1M code decoded when ``ml1m_codes``, or "unknown"."""
+    text = text_or_none(occupation)
+    if text is None:
+        return "unknown"
+    if ml1m_codes and text.isdigit():
+        code = int(text)
+        return ML1M_OCCUPATIONS[code] if code < len(ML1M_OCCUPATIONS) else text
+    return text
 
 
 def stars(rating: float) -> str:

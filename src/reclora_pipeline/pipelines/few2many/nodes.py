@@ -10,7 +10,7 @@ import pyarrow as pa
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.few2many.recency import recency_histories
-from reclora_pipeline.few2many.selection import STRATEGIES, select
+from reclora_pipeline.few2many.selection import STRATEGIES, check_size, select
 from reclora_pipeline.item_text.prompt_table import render_prompt_table
 
 # Subset name -> the split it is drawn from and the parameter giving its size.
@@ -57,13 +57,16 @@ def select_llm_samples(
         raise ParameterError(
             f"ctr_lens.crm={crm!r} has no predictions in crm_predictions; rerun ctr_lens"
         )
+    pools = {
+        subset: _candidates(prompts, crm_predictions, crm, split)
+        for subset, (split, _) in SUBSETS.items()
+    }
+    # Every size is checked before any selection, so a bad n_test fails as early as n_train.
+    for subset, (split, size) in SUBSETS.items():
+        check_size(params[size], pools[subset].num_rows, f"few2many.{size}", f"the {split} split")
     chosen = []
     for subset, (split, size) in SUBSETS.items():
-        pool = connection.sql(
-            f"SELECT p.sample_id, p.user_id, c.{crm} AS crm_probability "
-            f"FROM {prompts.sql_name} p JOIN {crm_predictions.sql_name} c USING (sample_id) "
-            f"WHERE p.split = '{split}' ORDER BY p.sample_id"
-        ).to_arrow_table()
+        pool = pools[subset]
         strategy = params["strategy"] if subset == "train" else "random"
         ids = select(
             pool.column("sample_id").to_numpy(),
@@ -73,6 +76,7 @@ def select_llm_samples(
             user_ids=pool.column("user_id").to_numpy(),
             crm_probability=pool.column("crm_probability").to_numpy(),
             parameter=f"few2many.{size}",
+            pool=f"the {split} split",
         )
         logger.info("few2many %s: %d of %d samples (%s)", subset, len(ids), pool.num_rows, strategy)
         chosen.append(pa.table({"sample_id": ids, "subset": [subset] * len(ids)}))
@@ -96,6 +100,17 @@ def select_llm_samples(
     return _with_recency_prompts(
         rows, item_descriptions, users, language_model_info, item_text_params, ingest_params
     )
+
+
+def _candidates(
+    prompts: DuckDBTable, crm_predictions: DuckDBTable, crm: str, split: str
+) -> pa.Table:
+    """``sample_id``, ``user_id`` and the CRM's probability of every sample of ``split``."""
+    return prompts.connection.sql(
+        f"SELECT p.sample_id, p.user_id, c.{crm} AS crm_probability "
+        f"FROM {prompts.sql_name} p JOIN {crm_predictions.sql_name} c USING (sample_id) "
+        f"WHERE p.split = '{split}' ORDER BY p.sample_id"
+    ).to_arrow_table()
 
 
 def _with_recency_prompts(
