@@ -85,7 +85,7 @@ def _users_without_profile(connection: duckdb.DuckDBPyConnection) -> None:
     connection.execute(
         "CREATE OR REPLACE TEMP TABLE users AS SELECT DISTINCT user_id, NULL::VARCHAR AS gender, "
         "NULL::INTEGER AS age, NULL::VARCHAR AS occupation, NULL::VARCHAR AS zip_code "
-        "FROM interactions"
+        "FROM interactions ORDER BY user_id"  # DISTINCT alone returns rows in any order
     )
 
 
