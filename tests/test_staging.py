@@ -121,11 +121,13 @@ def test_reports_are_readable_by_the_group(tmp_path):
 # --- through Kedro's runner with the project's hook -------------------------------
 
 
-def _run_with_hooks(pipeline: Pipeline, catalog) -> None:
+def _run_with_hooks(pipeline: Pipeline, catalog, run_params: dict | None = None) -> None:
     """What ``KedroSession.run`` does around the runner, with only the staging hook."""
     hook_manager = _create_hook_manager()
     hook_manager.register(StagedOutputHooks())
-    hook_manager.hook.before_pipeline_run(run_params={}, pipeline=pipeline, catalog=catalog)
+    hook_manager.hook.before_pipeline_run(
+        run_params=run_params or {}, pipeline=pipeline, catalog=catalog
+    )
     try:
         SequentialRunner().run(pipeline, catalog, hook_manager)
     except Exception as error:
@@ -285,3 +287,31 @@ def test_a_second_run_on_the_same_database_is_refused_at_once(ingested_once, tmp
     finally:
         holder.communicate("")
     assert json.loads((folder / "ingest_summary.json").read_text())["users"] > 0
+
+
+def test_pending_tables_of_a_killed_run_are_dropped_by_the_next_run(ingested_once):
+    folder, source, _ = ingested_once
+    # What `kill -9` in the middle of a stage leaves behind.
+    connection = duckdb.connect(str(folder / "db.duckdb"))
+    connection.execute("CREATE TABLE samples__pending AS SELECT 1 AS x")
+    connection.close()
+    before = _fingerprint(folder)
+    assert "samples__pending" in before["tables"]
+
+    _run_with_hooks(ingest_pipeline(), _ingest_catalog(folder, source, k_core=2))
+
+    after = _fingerprint(folder)
+    assert "samples__pending" not in after["tables"]
+    assert after["samples"] == before["samples"]
+
+
+def test_runners_that_run_nodes_concurrently_are_refused(ingested_once):
+    folder, source, _ = ingested_once
+    before = _fingerprint(folder)
+    with pytest.raises(Exception, match="SequentialRunner only"):
+        _run_with_hooks(
+            ingest_pipeline(),
+            _ingest_catalog(folder, source, k_core=2),
+            {"runner": "<kedro.runner.thread_runner.ThreadRunner object at 0x1>"},
+        )
+    assert _fingerprint(folder) == before

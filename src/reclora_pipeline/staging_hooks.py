@@ -27,10 +27,31 @@ from reclora_pipeline.staging import PENDING_SUFFIX, STAGED_OUTPUTS
 logger = logging.getLogger(__name__)
 
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+_RUNNER_NAME = re.compile(r"(\w*Runner)\b")
 
 
 class DatabaseBusyError(UserInputError):
     """Another process holds the DuckDB file this run writes."""
+
+
+class UnsupportedRunnerError(UserInputError):
+    """The run asked for a runner that executes nodes concurrently."""
+
+
+def check_runner(run_params: dict[str, Any]) -> None:
+    """Refuse runners other than the SequentialRunner.
+
+    Staging attributes each output to the stage of the node that is running, and
+    DuckDB allows one writer: nodes must run one at a time.
+    """
+    # Kedro passes the runner object's str(): "<kedro.runner....ThreadRunner object at 0x..>".
+    found = _RUNNER_NAME.search(str(run_params.get("runner") or "SequentialRunner"))
+    runner = found.group(1) if found else str(run_params.get("runner"))
+    if runner != "SequentialRunner":
+        raise UnsupportedRunnerError(
+            f"this project runs with Kedro's SequentialRunner only, not {runner}: "
+            "drop --runner (DuckDB allows one writer, and stages publish atomically)"
+        )
 
 
 def _duckdb_datasets(pipeline: Any, catalog: Any) -> dict[str, DuckDBTableDataset]:
@@ -71,10 +92,13 @@ class StagedOutputHooks:
 
     # tryfirst: refuse a busy database before other hooks start anything (an MLflow run).
     @hook_impl(tryfirst=True)
-    def before_pipeline_run(self, pipeline: Any, catalog: Any, **_: Any) -> None:
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Any, catalog: Any, **_: Any
+    ) -> None:
         try:
+            check_runner(run_params)
             take_databases(pipeline, catalog)
-        except DatabaseBusyError as error:
+        except UserInputError as error:
             # Kedro does not call on_pipeline_error for a failure in this hook.
             report_concisely(error)
             raise
