@@ -14,6 +14,7 @@ import pytest
 from reclora_pipeline.pipeline_registry import STAGES
 from reclora_pipeline.pipelines.ingest.pipeline import INGEST_TABLES
 from reclora_pipeline.workspace import make_workspace, run_kedro
+from tests.database_holder import database_held_by_another_process
 from tests.sources import WRITERS, small_world
 
 pytestmark = pytest.mark.slow
@@ -123,24 +124,11 @@ def test_a_failure_in_a_middle_node_keeps_every_table_of_the_last_good_run(inges
 
 
 def test_a_second_run_is_refused_at_start_in_one_line(ingested):
-    import subprocess
-    import sys
-
-    database = ingested / "data/03_primary/reclora.duckdb"
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb, sys; c = duckdb.connect({str(database)!r}); "
-         "print('held', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with database_held_by_another_process(ingested / "data/03_primary/reclora.duckdb") as pid:
         result = run_kedro(ingested, "run", "--pipeline", "ingest", timeout=600)
-    finally:
-        holder.communicate("")
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    expected = f"another run holds data/03_primary/reclora.duckdb (pid {holder.pid})"
+    expected = f"another run holds data/03_primary/reclora.duckdb (pid {pid})"
     assert expected in output
     assert "Running node" not in output and "Traceback" not in output
 

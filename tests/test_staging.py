@@ -21,6 +21,7 @@ from reclora_pipeline.pipelines.ingest.pipeline import INGEST_TABLES
 from reclora_pipeline.pipelines.item_text import create_pipeline as item_text_pipeline
 from reclora_pipeline.staging import STAGED_OUTPUTS, pending_path
 from reclora_pipeline.staging_hooks import StagedOutputHooks
+from tests.database_holder import database_held_by_another_process
 from tests.pipelines.catalog import project_parameters, temporary_catalog
 from tests.sources import WRITERS, small_world
 from tests.tiny_models import save_tiny_llama
@@ -265,27 +266,13 @@ def test_identical_reruns_do_not_grow_the_database(ingested_once):
     assert max(sizes[2:]) <= max(sizes[:2]), sizes
 
 
-def test_a_second_run_on_the_same_database_is_refused_at_once(ingested_once, tmp_path):
-    import subprocess
-    import sys
-
+def test_a_second_run_on_the_same_database_is_refused_at_once(ingested_once):
     folder, source, _ = ingested_once
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb, sys; c = duckdb.connect({str(folder / 'db.duckdb')!r}); "
-         "print('held', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with database_held_by_another_process(folder / "db.duckdb") as pid:
         catalog = _ingest_catalog(folder, source, k_core=2)
-        with pytest.raises(
-            Exception, match=rf"another run holds .*db\.duckdb \(pid {holder.pid}\)"
-        ):
+        with pytest.raises(Exception, match=rf"another run holds .*db\.duckdb \(pid {pid}\)"):
             _run_with_hooks(ingest_pipeline(), catalog)
         assert not STAGED_OUTPUTS.active
-    finally:
-        holder.communicate("")
     assert json.loads((folder / "ingest_summary.json").read_text())["users"] > 0
 
 
