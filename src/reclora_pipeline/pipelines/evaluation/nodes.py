@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pyarrow as pa
 from matplotlib.figure import Figure
@@ -191,10 +192,6 @@ def plot_gates(gate_weights: dict[str, Any]) -> Figure:
 
 def _mlflow_run() -> tuple[str | None, str | None]:
     """Tracking URI and id of the active MLflow run (kedro-mlflow starts one per kedro run)."""
-    try:
-        import mlflow
-    except ImportError:
-        return None, None
     run = mlflow.active_run()
     return (mlflow.get_tracking_uri(), run.info.run_id) if run else (None, None)
 
@@ -204,8 +201,6 @@ def log_to_mlflow(metrics: dict[str, Any], metrics_table: str, *figures: bytes) 
 
     A tracking store that fails here costs the MLflow copy only: the reports are on disk.
     """
-    import mlflow
-
     if mlflow.active_run() is None:
         logger.info("no active MLflow run: metrics stay in data/08_reporting only")
         return

@@ -10,6 +10,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import torch
 
 from reclora_pipeline.duckdb_store import DuckDBTable
@@ -136,10 +137,6 @@ def _log_epoch(arm: str):
     """Per-epoch loss and valid AUC to MLflow when a run is active (kedro-mlflow)."""
 
     def log(record: dict[str, float]) -> None:
-        try:
-            import mlflow
-        except ImportError:  # mlflow is optional for the library
-            return
         if mlflow.active_run() is None:
             return
         step = int(record["epoch"])
