@@ -70,7 +70,7 @@ def write_recbole(folder: Path, world: World) -> Path:
 
 
 def write_ml_100k(folder: Path, world: World) -> Path:
-    from reclora_pipeline.ingest.readers import ML100K_GENRES
+    from reclora_pipeline.ingest.movielens_readers import ML100K_GENRES
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "u.data").write_text(
