@@ -10,7 +10,7 @@ import pyarrow as pa
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.few2many.recency import recency_histories
-from reclora_pipeline.few2many.selection import STRATEGIES, check_size, select
+from reclora_pipeline.few2many.selection import STRATEGIES, select
 from reclora_pipeline.item_text.prompt_table import render_prompt_table
 
 # Subset name -> the split it is drawn from and the parameter giving its size.
@@ -57,16 +57,9 @@ def select_llm_samples(
         raise ParameterError(
             f"ctr_lens.crm={crm!r} has no predictions in crm_predictions; rerun ctr_lens"
         )
-    pools = {
-        subset: _candidates(prompts, crm_predictions, crm, split)
-        for subset, (split, _) in SUBSETS.items()
-    }
-    # Every size is checked before any selection, so a bad n_test fails as early as n_train.
-    for subset, (split, size) in SUBSETS.items():
-        check_size(params[size], pools[subset].num_rows, f"few2many.{size}", f"the {split} split")
     chosen = []
     for subset, (split, size) in SUBSETS.items():
-        pool = pools[subset]
+        pool = _candidates(prompts, crm_predictions, crm, split)
         strategy = params["strategy"] if subset == "train" else "random"
         ids = select(
             pool.column("sample_id").to_numpy(),
