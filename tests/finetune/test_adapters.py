@@ -19,9 +19,19 @@ from reclora_pipeline.finetune.adapters import (
     save_arm,
 )
 from reclora_pipeline.finetune.arms import ARMS, build_arm
-from reclora_pipeline.personalized_lora import ADAPTER_WEIGHTS_NAME, AdapterMismatchError
+from reclora_pipeline.personalized_lora import (
+    ADAPTER_CONFIG_NAME,
+    ADAPTER_WEIGHTS_NAME,
+    AdapterMismatchError,
+)
 from tests.finetune.test_arms import CONFIG, N_USERS, TOKENIZER, logits, train, user_inputs
 from tests.tiny_models import tiny_llama
+
+# The keys of a base-model signature, in arm.json and adapter_config.json alike.
+SIGNATURE_KEYS = {
+    "name_or_path", "architecture", "model_type", "hidden_size", "num_hidden_layers",
+    "target_shapes", "vocab_size", "fingerprint",
+}  # fmt: skip
 
 
 def fresh_base(seed: int = 0) -> LlamaForCausalLM:
@@ -78,6 +88,21 @@ def test_another_base_model_with_the_same_shapes_is_refused(tmp_path, arm):
     assert "'tiny-llama-seed-1'" in message and "different weights" in message
     # Both families of errors catch it.
     assert isinstance(error.value, AdapterMismatchError) and isinstance(error.value, UserInputError)
+
+
+def test_an_arm_whose_adapter_config_predates_fingerprints_still_loads(tmp_path):
+    arm_model = trained_arm("reclora")
+    folder = save_arm(arm_model, tmp_path / "reclora")
+    assert set(json.loads((folder / ARM_FILE).read_text())["base_model"]) == SIGNATURE_KEYS
+    path = folder / ADAPTER_CONFIG_NAME
+    payload = json.loads(path.read_text())
+    assert set(payload["base_model"]) == SIGNATURE_KEYS
+    # Folders saved before the fingerprint had it in arm.json only.
+    del payload["base_model"]["vocab_size"], payload["base_model"]["fingerprint"]
+    path.write_text(json.dumps(payload))
+    loaded = load_arm(folder, fresh_base())
+    users = user_inputs()
+    torch.testing.assert_close(logits(loaded, **users), logits(arm_model, **users))
 
 
 def test_a_base_model_of_another_size_is_refused(tmp_path):

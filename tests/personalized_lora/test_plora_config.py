@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from reclora_pipeline.errors import SettingError, UnknownSettingError, UserInputError
 from reclora_pipeline.personalized_lora import PersonalizedLoraConfig
 
 
@@ -32,27 +33,44 @@ def test_dict_round_trip_through_json():
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "key"),
     [
-        {"n_experts": 0},
-        {"r": -1},
-        {"r": 2.5},
-        {"alpha": 0},
-        {"dropout": 1.0},
-        {"gate_dropout": -0.1},
-        {"temperature": 0.0},
-        {"mixing": "weights"},
-        {"routing": "hard"},
-        {"routing": "topk", "top_k": 9},
-        {"routing": "topk", "top_k": 0},
-        {"target_modules": ()},
+        ({"n_experts": 0}, "n_experts"),
+        ({"r": -1}, "r"),
+        ({"r": 2.5}, "r"),
+        ({"alpha": 0}, "alpha"),
+        ({"alpha": "16"}, "alpha"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"gate_dropout": -0.1}, "gate_dropout"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"mixing": "weights"}, "mixing"),
+        ({"routing": "hard"}, "routing"),
+        ({"routing": "topk", "top_k": 9}, "top_k"),
+        ({"routing": "topk", "top_k": 0}, "top_k"),
+        ({"target_modules": ()}, "target_modules"),
     ],
 )
-def test_invalid_values_are_rejected(kwargs):
-    with pytest.raises(ValueError):
+def test_invalid_values_are_rejected_naming_the_field(kwargs, key):
+    with pytest.raises(SettingError) as error:
         PersonalizedLoraConfig(**kwargs)
+    # The bare field name: the settings parser puts the group's path in front.
+    assert error.value.key == key
+    assert isinstance(error.value, ValueError) and isinstance(error.value, UserInputError)
 
 
-def test_unknown_keys_are_rejected():
-    with pytest.raises(ValueError, match="unknown"):
+def test_invalid_values_say_what_is_allowed():
+    with pytest.raises(SettingError, match=r"n_experts=0 is not allowed: expected an integer >= 1"):
+        PersonalizedLoraConfig(n_experts=0)
+    with pytest.raises(SettingError, match=r"expected one of 'parameter', 'output'"):
+        PersonalizedLoraConfig(mixing="weights")
+    with pytest.raises(SettingError, match=r"expected an integer in \[1, n_experts=8\]"):
+        PersonalizedLoraConfig(routing="topk", top_k=9)
+
+
+def test_unknown_keys_are_rejected_with_the_closest_known_key():
+    with pytest.raises(
+        UnknownSettingError, match="num_experts is not a setting; did you mean n_experts"
+    ):
         PersonalizedLoraConfig.from_dict({"n_experts": 8, "num_experts": 8})
+    with pytest.raises(UnknownSettingError, match="known keys: n_experts, r, alpha"):
+        PersonalizedLoraConfig.from_dict({"zzz": 1})

@@ -1,10 +1,12 @@
 """save_pretrained / from_pretrained: exact round trip and clear mismatch errors."""
 
 import json
+import warnings
 
 import pytest
 import torch
 
+from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.personalized_lora import (
     ADAPTER_CONFIG_NAME,
     ADAPTER_WEIGHTS_NAME,
@@ -48,6 +50,7 @@ def test_files_and_recorded_base_model(saved):
     assert (base["hidden_size"], base["num_hidden_layers"]) == (64, 2)
     assert base["target_shapes"]["model.layers.1.self_attn.v_proj"] == [64, 32]
     assert "name_or_path" in base
+    assert base["vocab_size"] == 128 and len(base["fingerprint"]) == 16
 
 
 def test_round_trip_is_bit_exact(saved):
@@ -92,12 +95,48 @@ def test_edited_config_not_matching_weights_is_refused(saved):
         PersonalizedLoraModel.from_pretrained(tiny_llama(), folder)
 
 
-def test_other_name_only_warns(saved):
+def test_same_weights_under_another_name_load_silently(saved):
     _, folder = saved
+    base = tiny_llama()
+    base.config._name_or_path = "somewhere/else"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fingerprint vouches for the weights
+        PersonalizedLoraModel.from_pretrained(base, folder)
+
+
+def test_other_weights_of_the_same_shapes_are_refused(saved):
+    _, folder = saved
+    base = tiny_llama(seed=1)
+    with pytest.raises(AdapterMismatchError) as error:
+        PersonalizedLoraModel.from_pretrained(base, folder)
+    message = str(error.value)
+    assert str(folder) in message and "same shapes but different weights" in message
+    assert message.count("(llama, hidden 64, 2 layers, vocab 128, weights ") == 2
+    assert isinstance(error.value, UserInputError)
+    assert not _has_adapters(base)
+
+
+def _drop_recent_signature_keys(folder):
+    """Make the adapter look saved before fingerprints: no vocab_size, no fingerprint."""
+    path = folder / ADAPTER_CONFIG_NAME
+    payload = json.loads(path.read_text())
+    del payload["base_model"]["vocab_size"], payload["base_model"]["fingerprint"]
+    path.write_text(json.dumps(payload))
+
+
+def test_an_adapter_saved_without_fingerprint_still_loads(saved):
+    model, folder = saved
+    _drop_recent_signature_keys(folder)
+    loaded = PersonalizedLoraModel.from_pretrained(tiny_llama(), folder)
+    original_state, loaded_state = model.adapter_state_dict(), loaded.adapter_state_dict()
+    assert all(torch.equal(original_state[k], loaded_state[k]) for k in original_state)
+    # Nothing vouches for the weights then: another name warns, as before.
     base = tiny_llama()
     base.config._name_or_path = "somewhere/else"
     with pytest.warns(UserWarning, match="somewhere/else"):
         PersonalizedLoraModel.from_pretrained(base, folder)
+    with pytest.raises(AdapterMismatchError, match="hidden_size 64 vs 32"):
+        PersonalizedLoraModel.from_pretrained(tiny_llama(hidden=32), folder)
 
 
 def test_missing_folder_is_reported(tmp_path):

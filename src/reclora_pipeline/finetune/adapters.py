@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from reclora_pipeline.errors import UserInputError
-from reclora_pipeline.finetune.arms import ArmModel, base_signature, check_arm
+from reclora_pipeline.finetune.arms import ArmModel, check_arm
 from reclora_pipeline.personalized_lora import (
     ADAPTER_CONFIG_NAME,
     ADAPTER_WEIGHTS_NAME,
@@ -27,20 +26,22 @@ from reclora_pipeline.personalized_lora import (
     PersonalizedLoraConfig,
     PersonalizedLoraModel,
 )
+from reclora_pipeline.personalized_lora.persistence import (
+    base_model_signature,
+    check_base_compatible,
+)
 
 ARM_FILE = "arm.json"
 USER_EMBEDDING_FILE = "user_embedding.safetensors"
 ARM_FORMAT = "reclora-arm"
 ARM_FORMAT_VERSION = 1
-# Fields that must agree between the saved and the given base model.
-STRUCTURE_KEYS = ("architecture", "model_type", "hidden_size", "num_hidden_layers", "vocab_size")
 
 
 class AdapterFolderError(UserInputError):
     """An adapter folder is missing, incomplete or not written by :func:`save_arm`."""
 
 
-class ArmMismatchError(AdapterMismatchError, UserInputError):
+class ArmMismatchError(AdapterMismatchError):
     """The adapter was saved for another base model than the one given."""
 
 
@@ -112,33 +113,6 @@ def read_arm_file(folder: Path) -> dict[str, Any]:
     return payload
 
 
-def describe(signature: dict[str, Any]) -> str:
-    """``'name' (llama, hidden 576, 30 layers, vocab 49152, weights abcd...)``."""
-    return (
-        f"{signature.get('name_or_path') or '<unnamed>'!r} ({signature.get('model_type')}, "
-        f"hidden {signature.get('hidden_size')}, {signature.get('num_hidden_layers')} layers, "
-        f"vocab {signature.get('vocab_size')}, weights {signature.get('fingerprint')})"
-    )
-
-
-def check_signature(folder: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
-    """Raise :class:`ArmMismatchError` unless ``current`` is the base model of ``saved``."""
-    problems = [
-        f"{key} {saved.get(key)!r} vs {current.get(key)!r}"
-        for key in STRUCTURE_KEYS
-        if saved.get(key) != current.get(key)
-    ]
-    if saved.get("target_shapes") != current.get("target_shapes"):
-        problems.append("adapted layers differ in names or shapes")
-    if not problems and saved.get("fingerprint") != current.get("fingerprint"):
-        problems.append("same shapes but different weights")
-    if problems:
-        raise ArmMismatchError(
-            f"adapter {folder} was saved for base model {describe(saved)}, but the given base "
-            f"model is {describe(current)}: {'; '.join(problems)}"
-        )
-
-
 def load_arm(folder: str | Path, base_model: nn.Module) -> ArmModel:
     """The arm saved in ``folder`` on ``base_model`` (wrapped in place), frozen, eval mode."""
     folder = Path(folder)
@@ -146,13 +120,13 @@ def load_arm(folder: str | Path, base_model: nn.Module) -> ArmModel:
     arm = payload["arm"]
     spec = check_arm(arm)
     config = PersonalizedLoraConfig.from_dict(payload["lora_config"])
-    current = base_signature(base_model, config.target_modules)
-    check_signature(folder, payload["base_model"], current)
+    current = base_model_signature(base_model, config.target_modules)
+    try:
+        check_base_compatible(payload["base_model"], current, source=folder)
+    except AdapterMismatchError as error:
+        raise ArmMismatchError(str(error)) from None
     if spec.personalized:
-        with warnings.catch_warnings():
-            # A different name_or_path is fine here: the fingerprint matched the weights.
-            warnings.filterwarnings("ignore", message="adapter was trained on")
-            model = PersonalizedLoraModel.from_pretrained(base_model, folder, is_trainable=False)
+        model = PersonalizedLoraModel.from_pretrained(base_model, folder, is_trainable=False)
     else:
         model = PeftModel.from_pretrained(base_model, str(folder), is_trainable=False)
     embedding = None

@@ -13,7 +13,6 @@ reclora_no_lens        personalized LoRA bank      learned user-id embedding (``
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -126,35 +125,6 @@ class ArmModel(nn.Module):
         return self.model(**inputs, **model_kwargs)
 
 
-def base_fingerprint(base_model: nn.Module, target_names: list[str]) -> str:
-    """A short hash of sampled base weights: tells two same-shaped models apart.
-
-    Hashes up to 64 evenly spaced rows of the input embeddings and of the last adapted
-    linear, rounded to bfloat16 so the same model loaded in fp32 or bf16 agrees.
-    """
-    tensors = [base_model.get_input_embeddings().weight]
-    if target_names:
-        tensors.append(base_model.get_submodule(target_names[-1]).weight)
-    digest = hashlib.sha256()
-    for weight in tensors:
-        rows = weight.detach()[:: max(1, weight.shape[0] // 64)][:64]
-        digest.update(rows.to(torch.bfloat16).float().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def base_signature(base_model: nn.Module, target_modules: tuple[str, ...]) -> dict[str, Any]:
-    """Identity, sizes, adapted shapes and weight fingerprint of an unwrapped base model."""
-    names = find_target_names(base_model, target_modules)
-    shapes = {}
-    for name in names:
-        linear = base_model.get_submodule(name)
-        shapes[name] = [linear.in_features, linear.out_features]
-    signature = base_model_signature(base_model, shapes)
-    signature["vocab_size"] = getattr(getattr(base_model, "config", None), "vocab_size", None)
-    signature["fingerprint"] = base_fingerprint(base_model, names)
-    return signature
-
-
 def check_targets(base_model: nn.Module, target_modules: tuple[str, ...]) -> None:
     """Raise :class:`ParameterError` when no module of ``base_model`` is a target."""
     if find_target_names(base_model, target_modules):
@@ -182,7 +152,7 @@ def build_arm(
     """
     spec = check_arm(arm)
     check_targets(base_model, lora_config.target_modules)
-    signature = base_signature(base_model, lora_config.target_modules)
+    signature = base_model_signature(base_model, lora_config.target_modules)
     embedding = None
     if spec.user_input == "user_ids":
         if n_users < 1:

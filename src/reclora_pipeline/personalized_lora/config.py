@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
+
+from reclora_pipeline.errors import SettingError, UnknownSettingError
 
 Mixing = Literal["parameter", "output"]
 Routing = Literal["soft", "topk"]
@@ -45,34 +49,34 @@ class PersonalizedLoraConfig:
         self._validate()
 
     def _validate(self) -> None:
-        positive = {
-            "n_experts": self.n_experts,
-            "r": self.r,
-            "user_dim": self.user_dim,
-            "gate_hidden": self.gate_hidden,
-        }
-        for name, value in positive.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.alpha <= 0:
-            raise ValueError(f"alpha must be > 0, got {self.alpha!r}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+        # SettingError names the field only: the settings parser adds the group's path.
+        for name in ("n_experts", "r", "user_dim", "gate_hidden"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise SettingError(name, value, "an integer >= 1")
+        for name in ("alpha", "temperature"):
+            value = getattr(self, name)
+            if not _is_number(value) or value <= 0:
+                raise SettingError(name, value, "a number > 0")
         for name in ("dropout", "gate_dropout"):
             value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+            if not _is_number(value) or not 0.0 <= value < 1.0:
+                raise SettingError(name, value, "a number in [0, 1)")
         if not self.target_modules or not all(
             isinstance(m, str) and m for m in self.target_modules
         ):
-            raise ValueError(f"target_modules must be non-empty names, got {self.target_modules!r}")
+            raise SettingError(
+                "target_modules", list(self.target_modules), "a non-empty list of module names"
+            )
         if self.mixing not in MIXING_MODES:
-            raise ValueError(f"mixing must be one of {MIXING_MODES}, got {self.mixing!r}")
+            raise SettingError("mixing", self.mixing, _one_of(MIXING_MODES))
         if self.routing not in ROUTING_MODES:
-            raise ValueError(f"routing must be one of {ROUTING_MODES}, got {self.routing!r}")
-        if self.routing == "topk" and not 1 <= self.top_k <= self.n_experts:
-            raise ValueError(
-                f"top_k must be in [1, n_experts={self.n_experts}], got {self.top_k!r}"
+            raise SettingError("routing", self.routing, _one_of(ROUTING_MODES))
+        if self.routing == "topk" and (
+            not _is_int(self.top_k) or not 1 <= self.top_k <= self.n_experts
+        ):
+            raise SettingError(
+                "top_k", self.top_k, f"an integer in [1, n_experts={self.n_experts}]"
             )
 
     @property
@@ -94,8 +98,23 @@ class PersonalizedLoraConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PersonalizedLoraConfig:
         """Build from :meth:`to_dict` output; unknown keys are an error, not ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"unknown PersonalizedLoraConfig keys: {unknown}")
+            key = unknown[0]
+            closest = difflib.get_close_matches(key, known, n=1)
+            raise UnknownSettingError(key, closest[0] if closest else None, known)
         return cls(**data)
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass, but true/false is no count.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _one_of(choices: tuple[str, ...]) -> str:
+    return "one of " + ", ".join(repr(choice) for choice in choices)

@@ -14,7 +14,6 @@ from reclora_pipeline.personalized_lora.config import PersonalizedLoraConfig
 from reclora_pipeline.personalized_lora.context import UserContext
 from reclora_pipeline.personalized_lora.gate import stacked_gate_weights
 from reclora_pipeline.personalized_lora.injection import (
-    find_target_names,
     inject_personalized_layers,
     iter_personalized_layers,
     remove_personalized_layers,
@@ -46,6 +45,9 @@ class PersonalizedLoraModel(nn.Module):
         self.base_model = base_model
         self.personalized_config = config
         self.user_context = UserContext()
+        # Taken now, from the plain base model: the builder refuses a model with adapters
+        # injected, and a ZeRO-3 engine later partitions the weights it hashes.
+        self.base_signature = base_model_signature(base_model, config.target_modules)
         base_model.requires_grad_(False)
         self.adapted_module_names = inject_personalized_layers(
             base_model, config, self.user_context
@@ -144,17 +146,10 @@ class PersonalizedLoraModel(nn.Module):
 
     # -- persistence ----------------------------------------------------------------------
 
-    def _signature(self) -> dict[str, Any]:
-        shapes = {
-            name: [layer.in_features, layer.out_features]
-            for name, layer in self.personalized_layers()
-        }
-        return base_model_signature(self.base_model, shapes)
-
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``adapter_config.json`` and ``adapter_model.safetensors`` to ``folder``."""
         return save_adapter(
-            folder, self.personalized_config, self._signature(), self.adapter_state_dict()
+            folder, self.personalized_config, self.base_signature, self.adapter_state_dict()
         )
 
     @classmethod
@@ -169,11 +164,8 @@ class PersonalizedLoraModel(nn.Module):
         """
         config, saved_signature = read_adapter_config(folder)
         # Check before wrapping: injection edits base_model in place.
-        shapes = {}
-        for name in find_target_names(base_model, config.target_modules):
-            linear = base_model.get_submodule(name)
-            shapes[name] = [linear.in_features, linear.out_features]
-        check_base_compatible(saved_signature, base_model_signature(base_model, shapes))
+        current = base_model_signature(base_model, config.target_modules)
+        check_base_compatible(saved_signature, current, source=folder)
         saved_state = read_adapter_weights(folder)
         model = cls(base_model, config)
         own_state = model.adapter_state_dict()
