@@ -6,6 +6,7 @@ from kedro.config import OmegaConfigLoader
 
 from reclora_pipeline.hooks import ConciseUserErrorHooks, MlflowFallbackHooks
 from reclora_pipeline.run_timing import RunTimingHooks
+from reclora_pipeline.settings_hooks import ParsedSettingsHooks
 from reclora_pipeline.staging_hooks import StagedOutputHooks
 
 # Deprecation noise from kedro's and kedro-mlflow's own resolvers that users cannot act on.
@@ -20,4 +21,12 @@ CONFIG_LOADER_ARGS = {
     "merge_strategy": {"parameters": "soft"},
 }
 
-HOOKS = (ConciseUserErrorHooks(), MlflowFallbackHooks(), RunTimingHooks(), StagedOutputHooks())
+# ParsedSettingsHooks comes after StagedOutputHooks: among tryfirst hooks the last
+# registered runs first, so bad settings fail before a database is taken.
+HOOKS = (
+    ConciseUserErrorHooks(),
+    MlflowFallbackHooks(),
+    RunTimingHooks(),
+    StagedOutputHooks(),
+    ParsedSettingsHooks(),
+)

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from kedro.io import DataCatalog, MemoryDataset
 
+from reclora_pipeline.stage_settings import parse_groups
 from reclora_pipeline.workspace import project_root
 
 
@@ -20,7 +21,8 @@ def project_parameters() -> dict[str, Any]:
 
 
 def temporary_catalog(folder: Path, parameters: dict[str, Any]) -> DataCatalog:
-    """conf/base/catalog.yml with every database and file path moved under ``folder``."""
+    """conf/base/catalog.yml with every database and file path moved under ``folder``, and
+    each stage's parameter group parsed into its settings object."""
     config = yaml.safe_load((project_root() / "conf/base/catalog.yml").read_text())
     entries = {name: dict(entry) for name, entry in config.items() if not name.startswith("_")}
     for entry in entries.values():
@@ -30,6 +32,7 @@ def temporary_catalog(folder: Path, parameters: dict[str, Any]) -> DataCatalog:
             if key in entry:
                 entry[key] = str(folder / Path(entry[key]).name)
     catalog = DataCatalog.from_config(entries)
-    for name, value in parameters.items():
+    # Nodes receive parsed settings (ParsedSettingsHooks does this in a kedro run).
+    for name, value in parse_groups(parameters, parameters).items():
         catalog[f"params:{name}"] = MemoryDataset(value)
     return catalog

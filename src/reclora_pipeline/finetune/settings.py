@@ -1,101 +1,80 @@
-"""Training hyper-parameters of the finetune stage (the ``finetune`` parameters block)."""
+"""Settings of the finetune stage (the ``finetune`` parameter group).
+
+``finetune.training`` (``FinetuneSettings``) is how an adapter is trained;
+``finetune.launch`` how the processes are started; ``finetune.lora`` the LoRA bank
+(``PersonalizedLoraConfig``); the top-level keys say which model and arms to train.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.errors import ParameterError, SettingError
+from reclora_pipeline.finetune.arms import ARMS
+from reclora_pipeline.personalized_lora import PersonalizedLoraConfig
+from reclora_pipeline.typed_settings import check_fields, parse, setting
 
 EngineChoice = Literal["auto", "deepspeed", "torch"]
 ENGINES: tuple[str, ...] = ("auto", "deepspeed", "torch")
-PREFIX = "finetune"
+PREFIX = "finetune.training"
+# Arms trained on every run; the others only when listed in finetune.ablations.
+MAIN_ARMS = ("reclora", "vanilla_lora")
+ABLATIONS = tuple(arm for arm in ARMS if arm not in MAIN_ARMS)
 
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    """How the adapters are trained; validated on construction.
+    """How the adapters are trained (``finetune.training``); checked on construction.
 
     ``batch_size`` is the effective batch (samples per optimizer step over all processes);
     None derives it as ``micro_batch_size * gradient_accumulation_steps * world_size``.
     Weight decay defaults to 0 as in the RecLoRA paper.
     """
 
-    lr: float = 1e-3
-    epochs: int = 2
-    micro_batch_size: int = 4
-    gradient_accumulation_steps: int = 2
-    batch_size: int | None = None
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
+    lr: float = setting(1e-3, above=0)
+    epochs: int = setting(2, minimum=1)
+    micro_batch_size: int = setting(4, minimum=1)
+    gradient_accumulation_steps: int = setting(2, minimum=1)
+    batch_size: int | None = setting(None, minimum=1)
+    warmup_ratio: float = setting(0.1, minimum=0, maximum=1)
+    weight_decay: float = setting(0.0, minimum=0)
     # Epochs in a row without a better valid AUC before training stops.
-    patience: int = 1
-    seed: int = 0
+    patience: int = setting(1, minimum=1)
+    seed: int = setting(0, minimum=0)
     bf16: bool = False
     engine: EngineChoice = "auto"
     deepspeed_config: str = "conf/base/deepspeed/zero2.json"
     # Optimizer steps between mid-epoch checkpoints; 0 checkpoints at epoch ends only.
-    checkpoint_every_steps: int = 0
+    checkpoint_every_steps: int = setting(0, minimum=0)
     resume: bool = False
+    # Tokens of prompt + answer; a longer prompt loses its oldest tokens.
+    max_length: int = setting(512, minimum=8)
+    # Prompts per batch when scoring the valid rows after each epoch.
+    eval_batch_size: int = setting(16, minimum=1)
+    # Training checkpoints go to <checkpoint_folder>/<arm>; None keeps none.
+    checkpoint_folder: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.deepspeed_config, Path):
             object.__setattr__(self, "deepspeed_config", str(self.deepspeed_config))
-        for name in ("lr", "warmup_ratio", "weight_decay"):
-            # PyYAML reads `1e-3` (no dot) as a string; accept it rather than fail on style.
-            value = getattr(self, name)
-            if isinstance(value, str):
-                with contextlib.suppress(ValueError):  # not a number: reported below
-                    object.__setattr__(self, name, float(value))
-        _check_number("lr", self.lr, "a number > 0", lambda v: v > 0)
-        for name in ("epochs", "micro_batch_size", "gradient_accumulation_steps", "patience"):
-            _check_int(name, getattr(self, name), minimum=1)
-        for name in ("seed", "checkpoint_every_steps"):
-            _check_int(name, getattr(self, name), minimum=0)
+        check_fields(self)
         if self.batch_size is not None:
-            _check_int("batch_size", self.batch_size, minimum=1, none_ok=True)
             per_process = self.micro_batch_size * self.gradient_accumulation_steps
             if self.batch_size % per_process:
-                raise ParameterError(
-                    f"{PREFIX}.batch_size={self.batch_size} is not a multiple of "
-                    f"{PREFIX}.micro_batch_size × {PREFIX}.gradient_accumulation_steps = "
-                    f"{self.micro_batch_size} × {self.gradient_accumulation_steps} = "
-                    f"{per_process}; leave it null to derive it"
-                )
-        _check_number(
-            "warmup_ratio", self.warmup_ratio, "a number in [0, 1]", lambda v: 0 <= v <= 1
-        )
-        _check_number("weight_decay", self.weight_decay, "a number >= 0", lambda v: v >= 0)
-        for name in ("bf16", "resume"):
-            if not isinstance(getattr(self, name), bool):
-                raise ParameterError(
-                    f"{PREFIX}.{name} must be true or false, got {getattr(self, name)!r}"
-                )
-        if self.engine not in ENGINES:
-            raise ParameterError(
-                f"{PREFIX}.engine must be one of {', '.join(ENGINES)}, got {self.engine!r}"
-            )
-        if not isinstance(self.deepspeed_config, str) or not self.deepspeed_config.strip():
-            raise ParameterError(
-                f"{PREFIX}.deepspeed_config must be the path of a DeepSpeed JSON file "
-                f"(e.g. conf/base/deepspeed/zero2.json), got {self.deepspeed_config!r}"
-            )
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> FinetuneSettings:
-        """Build from a parameters mapping; unknown keys are an error (likely typos)."""
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise ParameterError(
-                f"unknown {PREFIX} parameter(s) {', '.join(f'{PREFIX}.{k}' for k in unknown)}; "
-                f"accepted: {', '.join(known)}"
-            )
-        return cls(**params)
+                raise SettingError(
+                    "batch_size", self.batch_size,
+                    f"a multiple of micro_batch_size × gradient_accumulation_steps = "
+                    f"{self.micro_batch_size} × {self.gradient_accumulation_steps} = {per_process}",
+                    "or null to derive it",
+                )  # fmt: skip
+        if not self.deepspeed_config.strip():
+            raise SettingError(
+                "deepspeed_config", self.deepspeed_config,
+                "the path of a DeepSpeed JSON file (e.g. conf/base/deepspeed/zero2.json)",
+            )  # fmt: skip
 
     def effective_batch_size(self, world_size: int = 1) -> int:
         """Samples per optimizer step over ``world_size`` processes; checks ``batch_size``."""
@@ -119,19 +98,61 @@ class FinetuneSettings:
         return self.epochs * per_epoch
 
 
-def _check_int(name: str, value: Any, *, minimum: int, none_ok: bool = False) -> None:
-    # bool is an int subclass: `epochs: true` in YAML is a mistake, not 1.
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        accepted = f"an integer >= {minimum}" + (" or null" if none_ok else "")
-        raise ParameterError(f"{PREFIX}.{name} must be {accepted}, got {value!r}")
+@dataclass(frozen=True)
+class LaunchSettings:
+    """How training processes start (``finetune.launch``)."""
+
+    # inline = inside the kedro process (CPU, one GPU); deepspeed = the `deepspeed`
+    # launcher as a subprocess on num_gpus GPUs (or the machines of `hostfile`).
+    launcher: Literal["inline", "deepspeed"] = "inline"
+    num_gpus: int = setting(1, minimum=1)
+    hostfile: str | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
-def _check_number(name: str, value: Any, accepted: str, ok: Any) -> None:
-    valid = (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and ok(value)
-    )
-    if not valid:
-        raise ParameterError(f"{PREFIX}.{name} must be {accepted}, got {value!r}")
+def parse_ablations(value: Any, key: str) -> tuple[str, ...]:
+    """A YAML list, names joined by '+' (the kedro CLI splits --params at commas, so
+    ``--params finetune.ablations=a+b`` is the one-flag form), or "all"."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = list(ABLATIONS) if value.strip() == "all" else value.replace("+", " ").split()
+    if not isinstance(value, (list, tuple)):
+        raise SettingError(
+            key, value, f"a list of {list(ABLATIONS)}, names joined by '+', or 'all'"
+        )
+    for arm in value:
+        if arm not in ABLATIONS:
+            raise SettingError(key, list(value), f"names from {list(ABLATIONS)}",
+                               "reclora and vanilla_lora are always trained")  # fmt: skip
+    return tuple(str(arm) for arm in value)
+
+
+def parse_lora(value: Any, key: str) -> PersonalizedLoraConfig:
+    """The LoRA bank; its gate's input width (``user_dim``) comes from the CRM, not from here."""
+    if isinstance(value, PersonalizedLoraConfig):
+        return value
+    return parse(PersonalizedLoraConfig, value, key, ignore=("user_dim",))
+
+
+@dataclass(frozen=True)
+class FinetuneStageSettings:
+    """Everything the ``finetune`` parameter group says."""
+
+    # None = the language model item_text prepared; or a hub id / local model folder.
+    model: str | None = None
+    ablations: tuple[str, ...] = setting((), parse=parse_ablations)
+    # None = torch's default.
+    torch_threads: int | None = setting(None, minimum=1)
+    launch: LaunchSettings = setting(default_factory=LaunchSettings)
+    lora: PersonalizedLoraConfig = setting(default_factory=PersonalizedLoraConfig, parse=parse_lora)
+    training: FinetuneSettings = setting(default_factory=FinetuneSettings)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def trains(self, arm: str) -> bool:
+        """Whether ``arm`` is trained in this run (the main arms always are)."""
+        return arm in MAIN_ARMS or arm in self.ablations

@@ -1,0 +1,87 @@
+"""Settings of the ctr_lens stage (the ``ctr_lens`` parameter group)."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from reclora_pipeline.ctr.registry import CTR_MODELS
+from reclora_pipeline.ctr.training import TrainConfig
+from reclora_pipeline.errors import UnknownSettingError
+from reclora_pipeline.typed_settings import check_fields, parse, setting
+
+CrmName = Literal["din", "sim", "deepfm"]
+# Every CRM is trained (the comparison needs them all); ``crm`` picks the lens.
+TRAINED_CRMS: tuple[str, ...] = ("din", "sim", "deepfm")
+
+
+@dataclass(frozen=True)
+class CrmTraining:
+    """AdamW and early stopping on valid AUC, shared by the CRMs unless a model overrides it."""
+
+    lr: float = setting(1e-3, above=0)
+    weight_decay: float = setting(1e-4, minimum=0)
+    batch_size: int = setting(512, minimum=1)
+    max_epochs: int = setting(3, minimum=1)
+    patience: int = setting(1, minimum=0)
+    # Progress bars per epoch (off in tests and logs that capture output).
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class CrmOverrides:
+    """One model's constructor options and the training keys it sets differently."""
+
+    options: dict[str, Any] = setting(default_factory=dict)
+    training: dict[str, Any] = setting(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class CtrLensSettings:
+    """Which CRM is the lens, the behaviour-sequence lengths and how the CRMs train."""
+
+    crm: CrmName = "din"
+    seed: int = setting(0, minimum=0)
+    max_history: int = setting(60, minimum=1)
+    max_long_history: int = setting(60, minimum=1)
+    training: CrmTraining = setting(default_factory=CrmTraining)
+    models: dict[str, CrmOverrides] = setting(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        for name, overrides in self.models.items():
+            if name not in CTR_MODELS:
+                raise UnknownSettingError(
+                    f"models.{name}", None, [f"models.{m}" for m in CTR_MODELS]
+                )
+            accepted = list(inspect.signature(CTR_MODELS[name]).parameters)[1:]  # after vocab
+            for key in overrides.options:
+                if key not in accepted:
+                    close = difflib.get_close_matches(key, accepted, n=1, cutoff=0.6)
+                    raise UnknownSettingError(
+                        f"models.{name}.options.{key}",
+                        f"models.{name}.options.{close[0]}" if close else None,
+                        [f"models.{name}.options.{option}" for option in accepted],
+                    )
+            # Parsing the merged block checks the override keys and values.
+            self.train_config(name)
+
+    def train_config(self, name: str) -> TrainConfig:
+        """The training settings of CRM ``name``: shared ones, then its overrides."""
+        overrides = self.models.get(name, CrmOverrides()).training
+        merged = {**dataclasses.asdict(self.training), **overrides}
+        checked = parse(CrmTraining, merged, f"models.{name}.training")
+        return TrainConfig(**dataclasses.asdict(checked), seed=self.seed)
+
+    def model_options(self, name: str) -> dict[str, Any]:
+        """Constructor options of CRM ``name`` (empty = the model's defaults)."""
+        return dict(self.models.get(name, CrmOverrides()).options)

