@@ -78,8 +78,8 @@ def test_ingest_on_the_embedded_movielens_100k(ingested):
 
 def test_rerunning_one_node_reuses_persisted_inputs(ingested):
     before = _fingerprints(ingested)
-    output = _kedro_ok(ingested, "run", "--nodes", "build_history_samples")
-    assert "Running node: build_history_samples" in output
+    output = _kedro_ok(ingested, "run", "--nodes", "ingest.build_history_samples")
+    assert "Running node: ingest.build_history_samples" in output
     assert "read_raw_tables" not in output
     assert _fingerprints(ingested) == before
 
@@ -111,14 +111,16 @@ def test_bad_input_stops_clearly_and_keeps_the_last_good_run(ingested, tmp_path)
 def test_a_failure_in_a_middle_node_keeps_every_table_of_the_last_good_run(ingested, tmp_path):
     before = _fingerprints(ingested)
     folder = WRITERS["ml-1m"](tmp_path / "ml-1m", small_world())
-    # The label rule is only used by the fifth node, after four nodes saved their tables.
+    # No user of the small world has 50 ratings: the k-core node fails on the data, after
+    # the first node saved its three tables.
     result = run_kedro(
         ingested, "run", "--pipeline", "ingest", "--params",
-        f"ingest.format=ml-1m,ingest.path={folder},ingest.k_core=2,ingest.label_rule=four",
+        f"ingest.format=ml-1m,ingest.path={folder},ingest.k_core=50",
         timeout=600,
     )  # fmt: skip
     assert result.returncode != 0
-    assert "invalid ingest.label_rule 'four'" in result.stderr
+    assert "Running node: ingest.read_raw_tables" in result.stdout + result.stderr
+    assert "the 50-core of the interactions is empty" in result.stderr
     assert _fingerprints(ingested) == before
     assert not (ingested / "data/03_primary/reclora.duckdb.wal").exists()
 
@@ -154,10 +156,11 @@ def test_full_pipeline_runs_from_the_command_line(ingested):
     # One CRM epoch and a few LLM samples keep this test short; the defaults are larger.
     small = (
         "ctr_lens.training.max_epochs=1,few2many.n_train=16,few2many.n_valid=16,"
-        "few2many.n_test=48,finetune.epochs=1,evaluation.n_bootstrap=100"
+        "few2many.n_test=48,finetune.training.epochs=1,evaluation.n_bootstrap=100"
     )
     output = _kedro_ok(ingested, "run", "--pipeline", "full", "--params", small)
-    assert "Running node: read_raw_tables" in output and "Running node: summarize_ingest" in output
+    assert "Running node: ingest.read_raw_tables" in output
+    assert "Running node: ingest.summarize_ingest" in output
     # item_text on the real embedded model: every sample gets histories and a prompt.
     import json
 
@@ -192,6 +195,32 @@ def test_full_pipeline_runs_from_the_command_line(ingested):
     assert (ingested / "data/08_reporting/roc_curves.png").is_file()
     timings = json.loads((ingested / "data/08_reporting/run_timings.json").read_text())
     assert set(timings["stages"]) == set(STAGES)
+
+
+# One bad value or key per stage, each as a user would type it.
+BAD_SETTINGS = {
+    "ingest": ("ingest.k_core=0", "ingest.k_core=0 is not allowed"),
+    "item_text": (
+        "item_text.k_txt=3",
+        "item_text.k_txt is not a setting; did you mean item_text.k_text?",
+    ),
+    "ctr_lens": ("ctr_lens.crm=xgboost", "ctr_lens.crm='xgboost' is not allowed"),
+    "few2many": ("few2many.strategy=best", "few2many.strategy='best' is not allowed"),
+    "finetune": ("finetune.lora.n_experts=0", "finetune.lora.n_experts=0 is not allowed"),
+    "evaluation": ("evaluation.ci_level=2", "evaluation.ci_level=2.0 is not allowed"),
+}
+
+
+@pytest.mark.parametrize("stage", list(BAD_SETTINGS))
+def test_a_bad_setting_of_any_stage_stops_full_before_any_node(ingested, stage):
+    before = _fingerprints(ingested)
+    override, message = BAD_SETTINGS[stage]
+    result = run_kedro(ingested, "run", "--pipeline", "full", "--params", override, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert message in output
+    assert "Running node" not in output and "Traceback" not in output
+    assert _fingerprints(ingested) == before
 
 
 def test_pipeline_registry_lists_every_stage_and_full(monkeypatch):

@@ -6,7 +6,8 @@ import json
 import time
 from types import SimpleNamespace
 
-from reclora_pipeline.run_timing import TIMINGS_FILE, RunTimingHooks, stage_of_nodes, timing_report
+from reclora_pipeline.pipeline_registry import STAGES, register_pipelines
+from reclora_pipeline.run_timing import TIMINGS_FILE, RunTimingHooks, stage_of, timing_report
 
 
 def test_report_sums_nodes_per_stage():
@@ -19,18 +20,20 @@ def test_report_sums_nodes_per_stage():
     assert list(report["nodes"]) == ["read_raw_tables", "filter_k_core", "train_din", "mystery"]
 
 
-def test_every_node_of_full_has_a_stage():
-    stages = stage_of_nodes()
-    assert stages["read_raw_tables"] == "ingest"
-    assert stages["finetune_reclora"] == "finetune"
-    assert stages["compare_models"] == "evaluation"
+def test_every_node_of_full_has_its_stage_as_namespace():
+    pipelines = register_pipelines()
+    for stage in STAGES:
+        assert {stage_of(node) for node in pipelines[stage].nodes} == {stage}
+        assert all(node.name.startswith(f"{stage}.") for node in pipelines[stage].nodes)
+    assert {stage_of(node) for node in pipelines["full"].nodes} == set(STAGES)
+    assert stage_of(SimpleNamespace(name="loose", namespace=None)) == "other"
 
 
 def test_hook_writes_the_timings_file(tmp_path):
     hooks = RunTimingHooks()
     hooks.before_pipeline_run()
-    for name in ("read_raw_tables", "select_llm_samples"):
-        node = SimpleNamespace(name=name)
+    for stage, name in (("ingest", "read_raw_tables"), ("few2many", "select_llm_samples")):
+        node = SimpleNamespace(name=f"{stage}.{name}", namespace=stage)
         hooks.before_dataset_loaded(node=node)
         hooks.before_node_run(node=node)
         hooks.after_node_run(node=node)
@@ -40,4 +43,4 @@ def test_hook_writes_the_timings_file(tmp_path):
     hooks.after_pipeline_run(run_params={"project_path": str(tmp_path)})
     report = json.loads((tmp_path / TIMINGS_FILE).read_text())
     assert set(report["stages"]) == {"ingest", "few2many"}
-    assert report["nodes"]["read_raw_tables"] >= 0.05
+    assert report["nodes"]["ingest.read_raw_tables"] >= 0.05

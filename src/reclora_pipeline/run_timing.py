@@ -17,13 +17,11 @@ TIMINGS_FILE = Path("data") / "08_reporting" / "run_timings.json"
 logger = logging.getLogger(__name__)
 
 
-def stage_of_nodes() -> dict[str, str]:
-    """Node name -> the stage pipeline it belongs to."""
-    from reclora_pipeline.pipeline_registry import STAGES, register_pipelines
-
-    pipelines = register_pipelines()
-    return {node.name: stage for stage in STAGES if stage in pipelines
-            for node in pipelines[stage].nodes}  # fmt: skip
+def stage_of(node: Any) -> str:
+    """The stage a node belongs to: the first part of its namespace (each stage's pipeline
+    is a modular pipeline named after it), ``other`` for a node outside any stage."""
+    namespace = getattr(node, "namespace", None)
+    return namespace.split(".")[0] if namespace else "other"
 
 
 def timing_report(seconds_by_node: dict[str, float], stages: dict[str, str]) -> dict[str, Any]:
@@ -49,16 +47,18 @@ class RunTimingHooks:
     def __init__(self) -> None:
         self._started: dict[str, float] = {}
         self._finished: dict[str, float] = {}
+        self._stages: dict[str, str] = {}
 
     def _start(self, node: Any) -> None:
         self._started.setdefault(node.name, time.perf_counter())
+        self._stages[node.name] = stage_of(node)
 
     def _finish(self, node: Any) -> None:
         self._finished[node.name] = time.perf_counter()
 
     @hook_impl
     def before_pipeline_run(self, **_: Any) -> None:
-        self._started, self._finished = {}, {}
+        self._started, self._finished, self._stages = {}, {}, {}
 
     @hook_impl
     def before_dataset_loaded(self, node: Any, **_: Any) -> None:
@@ -83,7 +83,7 @@ class RunTimingHooks:
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], **_: Any) -> None:
-        report = timing_report(self._seconds, stage_of_nodes())
+        report = timing_report(self._seconds, self._stages)
         for stage, seconds in report["stages"].items():
             logger.info("stage %-11s %7.1f s", stage, seconds)
         target = Path(run_params.get("project_path") or ".") / TIMINGS_FILE

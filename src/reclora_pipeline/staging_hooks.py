@@ -21,7 +21,7 @@ from reclora_pipeline import duckdb_store
 from reclora_pipeline.datasets.duckdb_table_dataset import DuckDBTableDataset
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.hooks import report_concisely
-from reclora_pipeline.run_timing import stage_of_nodes
+from reclora_pipeline.run_timing import stage_of
 from reclora_pipeline.staging import PENDING_SUFFIX, STAGED_OUTPUTS
 
 logger = logging.getLogger(__name__)
@@ -102,8 +102,7 @@ class StagedOutputHooks:
             # Kedro does not call on_pipeline_error for a failure in this hook.
             report_concisely(error)
             raise
-        stages = stage_of_nodes()
-        self._stage_of = {node.name: stages.get(node.name, "other") for node in pipeline.nodes}
+        self._stage_of = {node.name: stage_of(node) for node in pipeline.nodes}
         self._unfinished = {}
         for name, stage in self._stage_of.items():
             self._unfinished.setdefault(stage, set()).add(name)

@@ -9,12 +9,16 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.item_text.embeddings import check_pca_dim
 from reclora_pipeline.item_text.language_model import (
     EMBEDDED_GGUF,
     check_causal_lm,
     convert_embedded_gguf,
     embedded_gguf_folder,
 )
+from reclora_pipeline.item_text.preparation import embedding_width
+from reclora_pipeline.item_text.settings import ItemTextSettings
+from reclora_pipeline.typed_settings import parse
 from tests.tiny_models import save_tiny_llama
 
 
@@ -63,20 +67,33 @@ def test_converted_model_gives_the_gguf_logits(tmp_path):
     [
         (
             {"embedder": "word2vec"},
-            r"item_text.embedder 'word2vec'; accepted values: \['llm', 'sentence'\]",
+            r"item_text.embedder='word2vec' is not allowed: expected one of 'llm', 'sentence'",
         ),
-        ({"template": "songs"}, r"unknown item_text.template 'songs'; accepted values"),
-        ({"text_retrieval": "random"}, r"item_text.text_retrieval 'random'"),
-        ({"similarity": "l2"}, r"item_text.similarity 'l2'"),
-        ({"pca_dim": 1000}, r"item_text.pca_dim is 1000"),
-        ({"embedder": "sentence", "pca_dim": 512}, r"item_text.pca_dim is 512.*384"),
-        ({"k_text": 0}, r"item_text.k_text must be a positive integer"),
+        ({"template": "songs"}, r"item_text.template='songs' is not allowed"),
+        ({"text_retrieval": "random"}, r"item_text.text_retrieval='random'"),
+        ({"similarity": "l2"}, r"item_text.similarity='l2'"),
+        ({"k_text": 0}, r"item_text.k_text=0 is not allowed: expected an integer >= 1"),
+        ({"templates": {"movies": {"profile": ""}}}, r"item_text.templates.movies"),
     ],
 )
-def test_bad_parameters_fail_in_the_first_node(change, message):
-    from reclora_pipeline.item_text.parameters import validate_parameters
+def test_bad_parameters_are_refused_by_the_parser(change, message):
     from tests.pipelines.catalog import project_parameters
 
     params = {**project_parameters()["item_text"], **change}
     with pytest.raises(ParameterError, match=message):
-        validate_parameters(params, "recbole", 576)
+        parse(ItemTextSettings, params, "item_text")
+
+
+@pytest.mark.parametrize(
+    ("change", "width", "message"),
+    [
+        ({"pca_dim": 1000}, 576, r"item_text.pca_dim is 1000"),
+        ({"embedder": "sentence", "pca_dim": 512}, 576, r"item_text.pca_dim is 512.*384"),
+    ],
+)
+def test_a_pca_dim_wider_than_the_embeddings_is_refused(change, width, message):
+    from tests.pipelines.catalog import project_parameters
+
+    settings = parse(ItemTextSettings, {**project_parameters()["item_text"], **change}, "item_text")
+    with pytest.raises(ParameterError, match=message):
+        check_pca_dim(settings.pca_dim, embedding_width(settings, width))

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from reclora_pipeline.embedded_assets import package_folder
 from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.item_text.language_model import load_causal_lm
 
 EMBEDDERS = ("llm", "sentence")
+
+logger = logging.getLogger(__name__)
 
 
 def sentence_encoder_folder() -> Path:
@@ -98,3 +105,36 @@ def pca_reduce(embeddings: np.ndarray, pca_dim: int | None, seed: int = 0) -> np
     components = components[:dim]
     signs = np.sign(components[np.arange(dim), np.abs(components).argmax(axis=1)])
     return (centred @ (components * signs[:, None]).T).astype(np.float32)
+
+
+def embed_item_table(
+    descriptions: pd.DataFrame, model_name_or_path: str, embedder: str, batch_size: int,
+    pca_dim: int | None, seed: int = 0,
+) -> pa.Table:  # fmt: skip
+    """``item_id`` and the PCA-reduced mean-pooled embedding of every item's description.
+
+    ``embedder`` 'llm' pools the causal LM's last hidden states (ReLLa); 'sentence' uses
+    all-MiniLM-L6-v2.
+    """
+    torch.manual_seed(seed)
+    items = descriptions.sort_values("item_id")
+    texts = items.description.tolist()
+    if embedder == "llm":
+        model, tokenizer = load_causal_lm(model_name_or_path)
+        encoder = llm_encoder(model)
+    else:
+        encoder, tokenizer = load_sentence_encoder()
+    started = time.perf_counter()
+    raw = mean_pooled_embeddings(encoder, tokenizer, texts, batch_size)
+    elapsed = time.perf_counter() - started
+    logger.info("embedded %d items with %s in %.1f s (%.0f items/s)",
+                len(texts), embedder, elapsed, len(texts) / max(elapsed, 1e-9))  # fmt: skip
+    reduced = pca_reduce(raw, pca_dim)
+    return pa.table(
+        {
+            "item_id": pa.array(items.item_id.to_numpy(), pa.int32()),
+            "embedding": pa.FixedSizeListArray.from_arrays(
+                pa.array(reduced.ravel(), pa.float32()), reduced.shape[1]
+            ),
+        }
+    )

@@ -6,6 +6,8 @@ selected samples only, recency history for the no-retriever ablation).
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,6 @@ import pyarrow as pa
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from reclora_pipeline.item_text import prompts
-from reclora_pipeline.item_text.parameters import template_name
 from reclora_pipeline.missing import is_missing
 
 ID_COLUMNS = ("sample_id", "user_id", "item_id", "label", "split")
@@ -70,25 +71,47 @@ def prompt_table(
     return pa.table(columns)
 
 
+@dataclass(frozen=True)
+class PromptRecipe:
+    """How item_text wrote its prompts, so later stages render more the same way.
+
+    item_text writes it (``prompt_recipe``); few2many reads it back for the recency
+    prompts of the no-retriever ablation.
+    """
+
+    template: prompts.PromptTemplate
+    max_prompt_tokens: int
+    tokenizer: str
+    # Users' profile fields are MovieLens-1M codes (ingest's source_info says so).
+    ml1m_codes: bool
+    # History items in the prompt (item_text.k_text).
+    k_text: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {**dataclasses.asdict(self), "template": dataclasses.asdict(self.template)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PromptRecipe:
+        """The recipe :meth:`to_dict` wrote."""
+        return cls(**{**data, "template": prompts.PromptTemplate(**data["template"])})
+
+
 def render_prompt_table(
     rows: pd.DataFrame,
     history_columns: tuple[str, str],
     items: pd.DataFrame,
     users: pd.DataFrame,
-    item_text_params: dict[str, Any],
-    ingest_format: str,
-    tokenizer_name_or_path: str,
+    recipe: PromptRecipe,
 ) -> pa.Table:
     """:func:`prompt_table` with the titles, profiles, template, tokenizer and token budget
-    that the item_text settings name."""
+    of ``recipe``."""
     return prompt_table(
         rows,
         history_columns,
         dict(zip(items.item_id.astype(int), items.title, strict=True)),
-        user_profiles(users, ml1m_codes=ingest_format == "ml-1m"),
-        prompts.PromptTemplate.from_config(
-            template_name(item_text_params, ingest_format), item_text_params["templates"]
-        ),
-        AutoTokenizer.from_pretrained(tokenizer_name_or_path),
-        int(item_text_params["max_prompt_tokens"]),
+        user_profiles(users, ml1m_codes=recipe.ml1m_codes),
+        recipe.template,
+        AutoTokenizer.from_pretrained(recipe.tokenizer),
+        recipe.max_prompt_tokens,
     )

@@ -31,6 +31,9 @@ ML1M_OCCUPATIONS = (
 ANSWERS = {1: "Yes.", 0: "No."}
 
 
+TEMPLATE_FIELDS = ("profile", "history", "item", "question")
+
+
 @dataclass(frozen=True)
 class PromptTemplate:
     """The pieces of one dataset family's prompt (``str.format`` fields in braces)."""
@@ -48,10 +51,10 @@ class PromptTemplate:
                 f"unknown item_text.template {name!r}; accepted values: {sorted(templates)}"
             )
         fields = templates[name]
-        missing = [key for key in ("profile", "history", "item", "question") if key not in fields]
+        missing = [key for key in TEMPLATE_FIELDS if key not in fields]
         if missing:
             raise ParameterError(f"item_text.templates.{name} lacks {missing}")
-        return cls(**{key: fields[key] for key in ("profile", "history", "item", "question")})
+        return cls(**{key: fields[key] for key in TEMPLATE_FIELDS})
 
 
 def pronouns(gender: object) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Thin ingest nodes: each calls the ingest library with its parameters."""
+"""Thin ingest nodes: each calls the ingest library with the parsed ingest settings."""
 
 from __future__ import annotations
 
@@ -13,30 +13,36 @@ from reclora_pipeline.ingest import interactions as cleaning
 from reclora_pipeline.ingest.labels import label_rule_for
 from reclora_pipeline.ingest.readers import read_dataset
 from reclora_pipeline.ingest.samples import build_samples
+from reclora_pipeline.ingest.settings import IngestSettings
+from reclora_pipeline.ingest.source_info import source_info
 from reclora_pipeline.ingest.summary import ingest_summary
 
 logger = logging.getLogger(__name__)
 
 
-def read_raw_tables(params: dict[str, Any]) -> tuple[pa.Table, pa.Table, pa.Table]:
+def read_raw_tables(settings: IngestSettings) -> tuple[pa.Table, pa.Table, pa.Table]:
     """Read and validate the source files named by ``ingest.format`` / ``ingest.path``."""
     tables = read_dataset(
-        params["format"],
-        params.get("path"),
-        params.get("memory_limit", "4GB"),
-        rating_scale=params.get("rating_scale"),
+        settings.format, settings.path, settings.memory_limit, rating_scale=settings.rating_scale
     )
     logger.info(
         "read %d interactions, %d items, %d users (%s)",
         tables.interactions.num_rows, tables.items.num_rows, tables.users.num_rows,
-        params["format"],
+        settings.format,
     )  # fmt: skip
     return tables.interactions, tables.items, tables.users
 
 
-def filter_k_core(raw_interactions: DuckDBTable, params: dict[str, Any]) -> duckdb.DuckDBPyRelation:
+def describe_source(settings: IngestSettings) -> dict[str, Any]:
+    """The source's format, dataset family and profile coding, for the later stages."""
+    return source_info(settings)
+
+
+def filter_k_core(
+    raw_interactions: DuckDBTable, settings: IngestSettings
+) -> duckdb.DuckDBPyRelation:
     """Repeat the user/item k-core filter until stable."""
-    return cleaning.k_core_filter(raw_interactions, int(params["k_core"]))
+    return cleaning.k_core_filter(raw_interactions, settings.k_core)
 
 
 def index_items(core_interactions: DuckDBTable, raw_items: DuckDBTable) -> duckdb.DuckDBPyRelation:
@@ -50,20 +56,19 @@ def index_users(core_interactions: DuckDBTable, raw_users: DuckDBTable) -> duckd
 
 
 def label_and_split_interactions(
-    core_interactions: DuckDBTable, items: DuckDBTable, users: DuckDBTable, params: dict[str, Any]
+    core_interactions: DuckDBTable, items: DuckDBTable, users: DuckDBTable, settings: IngestSettings
 ) -> duckdb.DuckDBPyRelation:
     """Label by the dataset's rule and split 8:1:1 at global timestamp cut points."""
-    rule = label_rule_for(params["format"], params.get("label_rule"))
+    rule = label_rule_for(settings.format, settings.label_rule)
     logger.info("labels: 1 when %s", rule)
-    ratios = tuple(float(r) for r in params.get("split_ratios", (0.8, 0.1, 0.1)))
-    return cleaning.label_and_split(core_interactions, items, users, rule, ratios)
+    return cleaning.label_and_split(core_interactions, items, users, rule, settings.split_ratios)
 
 
 def build_history_samples(
-    interactions: DuckDBTable, params: dict[str, Any]
+    interactions: DuckDBTable, settings: IngestSettings
 ) -> duckdb.DuckDBPyRelation:
     """One sample per interaction with enough earlier interactions, with its history."""
-    return build_samples(interactions, int(params["min_history"]), int(params["max_history"]))
+    return build_samples(interactions, settings.min_history, settings.max_history)
 
 
 def summarize_ingest(

@@ -1,8 +1,9 @@
 """Wiring of the ingest pipeline."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Pipeline, node
 
 from reclora_pipeline.pipelines.ingest import nodes
+from reclora_pipeline.pipelines.naming import stage_pipeline
 
 # The DuckDB tables this pipeline writes, in the order it writes them.
 INGEST_TABLES = (
@@ -13,7 +14,7 @@ INGEST_TABLES = (
 
 def create_pipeline(**kwargs) -> Pipeline:
     """raw files -> raw_* -> interactions_core -> items/users -> interactions -> samples -> summary."""
-    return pipeline(
+    return stage_pipeline(
         [
             node(
                 nodes.read_raw_tables,
@@ -21,6 +22,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["raw_interactions", "raw_items", "raw_users"],
                 name="read_raw_tables",
             ),
+            node(nodes.describe_source, "params:ingest", "source_info", name="describe_source"),
             node(
                 nodes.filter_k_core,
                 inputs=["raw_interactions", "params:ingest"],
@@ -57,5 +59,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="ingest_summary",
                 name="summarize_ingest",
             ),
-        ]
+        ],
+        "ingest",
     )

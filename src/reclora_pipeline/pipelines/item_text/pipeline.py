@@ -1,19 +1,26 @@
 """Wiring of the item_text pipeline."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Pipeline, node
 
 from reclora_pipeline.pipelines.item_text import nodes
+from reclora_pipeline.pipelines.naming import stage_pipeline
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     """items -> descriptions -> embeddings -> retrieved histories -> prompts -> summary."""
-    return pipeline(
+    return stage_pipeline(
         [
             node(
                 nodes.prepare_language_model,
-                ["params:item_text", "params:ingest"],
+                "params:item_text",
                 "language_model",
                 name="prepare_language_model",
+            ),
+            node(
+                nodes.write_prompt_recipe,
+                ["language_model", "source_info", "params:item_text"],
+                "prompt_recipe",
+                name="write_prompt_recipe",
             ),
             node(nodes.describe_catalog_items, "items", "item_descriptions", name="describe_items"),
             node(
@@ -30,14 +37,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.build_prompts,
-                [
-                    "retrieved_histories",
-                    "item_descriptions",
-                    "users",
-                    "language_model",
-                    "params:item_text",
-                    "params:ingest",
-                ],
+                ["retrieved_histories", "item_descriptions", "users", "prompt_recipe"],
                 "prompts",
                 name="build_prompts",
             ),
@@ -47,5 +47,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "item_text_summary",
                 name="summarize_item_text",
             ),
-        ]
+        ],
+        "item_text",
     )

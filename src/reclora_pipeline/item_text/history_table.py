@@ -1,0 +1,78 @@
+"""Retrieved histories for every sample: the short text-side and the long CRM-side list."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from reclora_pipeline.duckdb_store import DuckDBTable
+from reclora_pipeline.item_text import retrieval
+from reclora_pipeline.item_text.settings import ItemTextSettings
+
+ID_COLUMNS = ("sample_id", "user_id", "item_id", "label", "split")
+# Samples retrieved per batch: bounds memory on ML-25M-sized sample tables.
+BATCH_ROWS = 65_536
+
+logger = logging.getLogger(__name__)
+
+
+def embedding_lookup(item_embeddings: DuckDBTable, metric: str) -> torch.Tensor:
+    """[max_item_id + 1, d] table indexed by item id (row 0 and unknown ids are zero)."""
+    table = item_embeddings.arrow()
+    ids = table.column("item_id").to_numpy()
+    vectors = np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
+    lookup = np.zeros((int(ids.max()) + 1, vectors.shape[1]), dtype=np.float32)
+    lookup[ids] = vectors
+    return retrieval.normalised_table(lookup, metric)
+
+
+def _retrieve_batch(
+    batch: pa.RecordBatch, lookup: torch.Tensor, settings: ItemTextSettings
+) -> pa.Table:
+    history, lengths = retrieval.padded(batch.column("history_item_ids"), np.int64)
+    ratings, _ = retrieval.padded(batch.column("history_ratings"), np.float32)
+    targets = batch.column("item_id").to_numpy()
+    out = {name: batch.column(name) for name in ID_COLUMNS}
+    sides = (("text", settings.k_text, settings.text_retrieval),
+             ("crm", settings.k_crm, settings.crm_retrieval))  # fmt: skip
+    for side, k, strategy in sides:
+        positions, counts = retrieval.select_positions(
+            history, lengths, targets, k, strategy, lookup
+        )
+        out[f"{side}_history_item_ids"] = retrieval.gather_lists(
+            history.astype(np.int32), positions, counts
+        )
+        out[f"{side}_history_ratings"] = retrieval.gather_lists(ratings, positions, counts)
+    return pa.table(out)
+
+
+def retrieve_histories(
+    samples: DuckDBTable, item_embeddings: DuckDBTable, settings: ItemTextSettings
+) -> pa.Table:
+    """Text-side (K_text) and CRM-side (K_crm) histories of every sample, in chronological
+    order, each picked by its retrieval strategy; samples in ``sample_id`` order."""
+    lookup = embedding_lookup(item_embeddings, settings.similarity)
+    columns = ", ".join((*ID_COLUMNS, "history_item_ids", "history_ratings"))
+    reader = samples.connection.sql(
+        f"SELECT {columns} FROM {samples.sql_name} ORDER BY sample_id"
+    ).to_arrow_reader(BATCH_ROWS)
+    started = time.perf_counter()
+    parts = [_retrieve_batch(batch, lookup, settings) for batch in reader]
+    table = pa.concat_tables(parts)
+    elapsed = time.perf_counter() - started
+    logger.info("retrieved histories for %d samples in %.1f s (%.0f samples/s)",
+                table.num_rows, elapsed, table.num_rows / max(elapsed, 1e-9))  # fmt: skip
+    return table
+
+
+def text_histories(retrieved_histories: DuckDBTable) -> pd.DataFrame:
+    """The id columns and the text-side history of every sample, in ``sample_id`` order."""
+    columns = ", ".join((*ID_COLUMNS, "text_history_item_ids", "text_history_ratings"))
+    return retrieved_histories.connection.sql(
+        f"SELECT {columns} FROM {retrieved_histories.sql_name} ORDER BY sample_id"
+    ).df()
