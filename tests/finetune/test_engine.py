@@ -113,7 +113,7 @@ def _zero2_with(tmp_path: Path, **changes) -> str:
 def test_missing_deepspeed_config_fails_before_training(toy, tmp_path, no_deepspeed_start, choice):
     missing = tmp_path / "nope.json"
     settings = toy.settings(engine=choice, deepspeed_config=str(missing))
-    with pytest.raises(ParameterError, match=r"finetune\.deepspeed_config") as info:
+    with pytest.raises(ParameterError, match=r"finetune\.training\.deepspeed_config") as info:
         make_engine(toy.model(), settings, n_training_steps=6)
     assert str(missing) in str(info.value)
 
@@ -167,7 +167,7 @@ def test_auto_falls_back_to_torch_with_a_warning(toy, monkeypatch, caplog):
     assert "DeepSpeed cannot run here (OSError: no process group backend)" in caplog.text
     assert "finetune engine: torch (cpu)" in caplog.text
 
-    with pytest.raises(EngineUnavailableError, match=r"finetune\.engine: torch"):
+    with pytest.raises(EngineUnavailableError, match=r"finetune\.training\.engine: torch"):
         settings = toy.settings(engine="deepspeed", deepspeed_config=zero2)
         make_engine(toy.model(), settings, n_training_steps=6)
 
