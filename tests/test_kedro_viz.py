@@ -108,6 +108,11 @@ def _names(graph: dict, kind: str) -> set[str]:
     return {node["name"] for node in graph["nodes"] if node["type"] == kind}
 
 
+def _full_task_names(graph: dict) -> set[str]:
+    """Task names with their stage in front, as `kedro run --nodes` takes them."""
+    return {node["full_name"] for node in graph["nodes"] if node["type"] == "task"}
+
+
 def test_viz_serves_the_full_pipeline(full_graph):
     assert full_graph["selected_pipeline"] == "full"
     tasks = _names(full_graph, "task")
@@ -118,12 +123,27 @@ def test_viz_serves_the_full_pipeline(full_graph):
 
 def test_viz_shows_every_node_of_every_stage(full_graph):
     registered = register_pipelines()
-    tasks = _names(full_graph, "task")
+    tasks = _full_task_names(full_graph)
     for stage in STAGES:
         stage_nodes = {node.name for node in registered[stage].nodes}
         assert stage_nodes, f"stage {stage} has no nodes"
         assert stage_nodes <= tasks, f"{stage}: missing {stage_nodes - tasks}"
     assert len(full_graph["edges"]) > len(tasks)
+
+
+def test_viz_groups_each_stage_as_a_modular_pipeline(full_graph):
+    groups = {node["id"] for node in full_graph["nodes"] if node["type"] == "modularPipeline"}
+    assert groups == set(STAGES)
+    tree = full_graph["modular_pipelines"]
+    for node in full_graph["nodes"]:
+        if node["type"] == "task":
+            stage = node["full_name"].split(".")[0]
+            assert node["modular_pipelines"] == [stage], node["full_name"]
+            assert node["id"] in {child["id"] for child in tree[stage]["children"]}
+    # Stages connect through the catalog's own dataset names (no namespace prefix).
+    assert "samples" in _names(full_graph, "data") and "ingest.samples" not in _names(
+        full_graph, "data"
+    )
 
 
 def test_viz_orders_the_catalog_layers_without_a_cycle(full_graph):
