@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from kedro.runner import SequentialRunner
 
 from reclora_pipeline.ctr.metrics import auc
-from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.ctr.settings import TRAINED_CRMS
 from reclora_pipeline.pipelines.ctr_lens import create_pipeline as ctr_lens_pipeline
 from reclora_pipeline.pipelines.ingest import create_pipeline as ingest_pipeline
 from reclora_pipeline.pipelines.item_text import create_pipeline as item_text_pipeline
@@ -15,7 +16,7 @@ from tests.sources import WRITERS
 from tests.tiny_models import save_tiny_llama
 
 
-def _parameters(tmp_path, world, **ctr_lens):
+def _parameters(tmp_path, world):
     params = project_parameters()
     params["ingest"].update(
         format="ml-1m", path=str(WRITERS["ml-1m"](tmp_path / "src", world)), k_core=2, min_history=3
@@ -24,7 +25,6 @@ def _parameters(tmp_path, world, **ctr_lens):
         model=str(save_tiny_llama(tmp_path / "tiny")), pca_dim=4, k_text=3, k_crm=5
     )
     params["ctr_lens"]["training"].update(max_epochs=2, batch_size=16, progress=False)
-    params["ctr_lens"].update(ctr_lens)
     return params
 
 
@@ -44,6 +44,9 @@ def test_ctr_lens_trains_every_crm_and_writes_user_representations(tmp_path, wor
     assert {len(vector) for vector in user_repr.user_repr} == {256}
     predictions = catalog.load("crm_predictions").df()
     assert len(predictions) == len(user_repr) and predictions.sample_id.is_unique
+    # user_repr carries the lens CRM's (din by default) probability next to its vectors.
+    lens = user_repr.merge(predictions, on="sample_id")
+    assert (lens.crm_probability == lens.din).all()
     for name in ("din", "sim", "deepfm"):
         assert predictions[name].between(0, 1).all()
     # The stored predictions are the ones the metrics were computed from.
@@ -54,14 +57,30 @@ def test_ctr_lens_trains_every_crm_and_writes_user_representations(tmp_path, wor
     )
 
 
-def test_unknown_crm_fails_before_training(tmp_path, world, database):
-    catalog = temporary_catalog(tmp_path, _parameters(tmp_path, world, crm="xgboost"))
-    with pytest.raises(
-        ParameterError, match=r"ctr_lens.crm='xgboost'.*accepted values: \['din', 'sim', 'deepfm'\]"
-    ):
-        SequentialRunner().run(
-            ingest_pipeline()
-            + item_text_pipeline()
-            + ctr_lens_pipeline().only_nodes("fit_ctr_vocabulary"),
-            catalog,
-        )
+def test_nodes_are_named_by_stage_and_take_every_crm_in_order():
+    pipeline = ctr_lens_pipeline()
+    assert {node.name for node in pipeline.nodes} == {
+        "ctr_lens.fit_ctr_vocabulary", "ctr_lens.train_din", "ctr_lens.train_sim",
+        "ctr_lens.train_deepfm", "ctr_lens.summarize_ctr_lens",
+        "ctr_lens.compute_user_representations", "ctr_lens.score_all_samples",
+    }  # fmt: skip
+    by_name = {node.name: node for node in pipeline.nodes}
+    checkpoints = [f"ctr_checkpoint_{name}" for name in TRAINED_CRMS]
+    assert by_name["ctr_lens.score_all_samples"].inputs[-3:] == checkpoints
+    assert by_name["ctr_lens.summarize_ctr_lens"].inputs == [
+        f"ctr_metrics_{name}" for name in TRAINED_CRMS
+    ]
+
+
+def test_the_lens_setting_picks_the_crm_behind_user_repr(tmp_path, upstream, database):
+    catalog = upstream.catalog(tmp_path, ctr_lens={"crm": "sim"})
+    before = catalog.load("user_repr").df()
+
+    SequentialRunner().run(
+        ctr_lens_pipeline().only_nodes("ctr_lens.compute_user_representations"), catalog
+    )
+
+    user_repr = catalog.load("user_repr").df().merge(catalog.load("crm_predictions").df())
+    assert (user_repr.crm_probability == user_repr.sim).all()
+    assert not (user_repr.crm_probability == user_repr.din).all()
+    assert not np.allclose(np.stack(before.user_repr), np.stack(user_repr.user_repr))

@@ -10,6 +10,22 @@ from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.pipelines.few2many import create_pipeline as few2many_pipeline
 
 SIZES = {"n_train": 12, "n_valid": 4, "n_test": 5}
+COLUMNS = [
+    "subset", "sample_id", "user_id", "item_id", "label", "split", "prompt", "answer",
+    "prompt_tokens", "history_length", "user_repr", "crm_probability", "recency_prompt",
+]  # fmt: skip
+
+
+def test_few2many_reads_data_not_other_stages_parameters():
+    pipeline = few2many_pipeline()
+    assert pipeline.inputs() == {
+        "prompts", "samples", "user_repr", "item_descriptions", "users", "prompt_recipe",
+        "params:few2many",
+    }  # fmt: skip
+    assert {node.name for node in pipeline.nodes} == {
+        "few2many.select_llm_samples",
+        "few2many.summarize_few2many",
+    }
 
 
 def test_subsets_carry_prompts_and_user_representations(tmp_path, upstream, database):
@@ -17,6 +33,7 @@ def test_subsets_carry_prompts_and_user_representations(tmp_path, upstream, data
     SequentialRunner().run(few2many_pipeline(), catalog)
 
     rows = catalog.load("few2many_samples").df()
+    assert list(rows.columns) == COLUMNS
     samples = catalog.load("samples").df().set_index("sample_id")
     assert rows.groupby("subset").size().to_dict() == {"train": 12, "valid": 4, "test": 5}
     assert (rows.split == rows.subset).all() and rows.sample_id.is_unique
@@ -25,6 +42,11 @@ def test_subsets_carry_prompts_and_user_representations(tmp_path, upstream, data
     user_repr = catalog.load("user_repr").df().set_index("sample_id")
     first = rows.iloc[0]
     np.testing.assert_allclose(first.user_repr, user_repr.loc[first.sample_id, "user_repr"])
+    # The lens CRM's probability comes from user_repr (the default lens is din).
+    lens = user_repr.loc[rows.sample_id, "crm_probability"].to_numpy()
+    assert (rows.crm_probability.to_numpy() == lens).all()
+    predictions = catalog.load("crm_predictions").df().set_index("sample_id")
+    assert (rows.crm_probability.to_numpy() == predictions.loc[rows.sample_id, "din"]).all()
     assert rows.recency_prompt.str.contains("deduce if").all()
     assert rows.prompt.str.contains("deduce if").all()
     summary = catalog.load("few2many_summary")
@@ -47,12 +69,6 @@ def test_selection_is_deterministic_and_strategy_dependent(tmp_path, upstream, d
         )
     uncertain = chosen[2].query("subset == 'train'").crm_probability
     assert (uncertain - 0.5).abs().max() <= (chosen[0].crm_probability - 0.5).abs().max()
-
-
-def test_unknown_strategy_is_a_clear_error(tmp_path, upstream, database):
-    catalog = upstream.catalog(tmp_path, few2many={"strategy": "active"})
-    with pytest.raises(ParameterError, match=r"few2many.strategy='active'.*random"):
-        SequentialRunner().run(few2many_pipeline(), catalog)
 
 
 @pytest.mark.parametrize(("size", "split"), [("n_train", "train"), ("n_test", "test")])

@@ -1,64 +1,54 @@
 """Wiring of the ctr_lens pipeline."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Pipeline, node
 
+from reclora_pipeline.ctr.settings import TRAINED_CRMS
 from reclora_pipeline.pipelines.ctr_lens import nodes
-from reclora_pipeline.pipelines.naming import named_partial
-
-# Every CRM is trained (the comparison table needs them all); ctr_lens.crm picks the one
-# whose user representations feed the LLM.
-TRAINED_CRMS = ("din", "sim", "deepfm")
+from reclora_pipeline.pipelines.naming import named_partial, stage_pipeline
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """vocabulary -> one trained CRM per model -> metrics; the chosen CRM -> user_repr."""
+    """vocabulary -> one trained CRM per model -> metrics; the lens CRM -> user_repr."""
+    features = ["samples", "retrieved_histories", "ctr_vocabulary", "params:ctr_lens"]
+    # Per-CRM datasets go in positionally, in TRAINED_CRMS order (the nodes' ``names``).
+    checkpoints = [f"ctr_checkpoint_{name}" for name in TRAINED_CRMS]
+    metrics = [f"ctr_metrics_{name}" for name in TRAINED_CRMS]
     training = [
         node(
             named_partial(nodes.train_ctr_model, name=name),
-            ["samples", "retrieved_histories", "ctr_vocabulary", "params:ctr_lens"],
-            [f"ctr_checkpoint_{name}", f"ctr_metrics_{name}"],
+            features,
+            [checkpoint, metric],
             name=f"train_{name}",
         )
-        for name in TRAINED_CRMS
+        for name, checkpoint, metric in zip(TRAINED_CRMS, checkpoints, metrics, strict=True)
     ]
-    return pipeline(
+    return stage_pipeline(
         [
             node(
-                named_partial(nodes.fit_ctr_vocabulary, trained=TRAINED_CRMS),
-                ["items", "users", "params:ctr_lens"],
+                nodes.fit_ctr_vocabulary,
+                ["items", "users"],
                 "ctr_vocabulary",
                 name="fit_ctr_vocabulary",
             ),
             *training,
             node(
-                nodes.summarize_ctr_lens,
-                {f"ctr_metrics_{name}": f"ctr_metrics_{name}" for name in TRAINED_CRMS},
+                named_partial(nodes.summarize_ctr_lens, names=TRAINED_CRMS),
+                metrics,
                 "ctr_lens_metrics",
                 name="summarize_ctr_lens",
             ),
             node(
-                nodes.compute_user_representations,
-                {
-                    "samples": "samples",
-                    "retrieved_histories": "retrieved_histories",
-                    "vocabulary": "ctr_vocabulary",
-                    "params": "params:ctr_lens",
-                    **{f"ctr_checkpoint_{name}": f"ctr_checkpoint_{name}" for name in TRAINED_CRMS},
-                },
+                named_partial(nodes.compute_user_representations, names=TRAINED_CRMS),
+                features + checkpoints,
                 "user_repr",
                 name="compute_user_representations",
             ),
             node(
-                nodes.score_all_samples,
-                {
-                    "samples": "samples",
-                    "retrieved_histories": "retrieved_histories",
-                    "vocabulary": "ctr_vocabulary",
-                    "params": "params:ctr_lens",
-                    **{f"ctr_checkpoint_{name}": f"ctr_checkpoint_{name}" for name in TRAINED_CRMS},
-                },
+                named_partial(nodes.score_all_samples, names=TRAINED_CRMS),
+                features + checkpoints,
                 "crm_predictions",
                 name="score_all_samples",
             ),
-        ]
+        ],
+        "ctr_lens",
     )
