@@ -21,8 +21,6 @@ CONFIG_LOADER_ARGS = {
     "merge_strategy": {"parameters": "soft"},
 }
 
-# ParsedSettingsHooks comes after StagedOutputHooks: among tryfirst hooks the last
-# registered runs first, so bad settings fail before a database is taken.
 HOOKS = (
     ConciseUserErrorHooks(),
     MlflowFallbackHooks(),

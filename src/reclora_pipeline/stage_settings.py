@@ -25,13 +25,6 @@ STAGE_SETTINGS: dict[str, type] = {
 PARAMS_PREFIX = "params:"
 
 
-def settings_groups(dataset_names: Iterable[str]) -> list[str]:
-    """The stage parameter groups among ``dataset_names`` (``params:<group>`` inputs)."""
-    groups = {name.removeprefix(PARAMS_PREFIX) for name in dataset_names
-              if name.startswith(PARAMS_PREFIX)}  # fmt: skip
-    return [group for group in STAGE_SETTINGS if group in groups]
-
-
 def parse_groups(parameters: Mapping[str, Any], groups: Iterable[str]) -> dict[str, Any]:
     """Each of ``groups`` parsed from ``parameters``; the first bad key raises, naming it."""
     return {
