@@ -79,7 +79,7 @@ def test_ingest_on_the_embedded_movielens_100k(ingested):
 def test_rerunning_one_node_reuses_persisted_inputs(ingested):
     before = _fingerprints(ingested)
     output = _kedro_ok(ingested, "run", "--nodes", "ingest.build_history_samples")
-    assert "Running node: ingest.build_history_samples" in output
+    assert "Completed node: ingest.build_history_samples" in output
     assert "read_raw_tables" not in output
     assert _fingerprints(ingested) == before
 
@@ -119,7 +119,7 @@ def test_a_failure_in_a_middle_node_keeps_every_table_of_the_last_good_run(inges
         timeout=600,
     )  # fmt: skip
     assert result.returncode != 0
-    assert "Running node: ingest.read_raw_tables" in result.stdout + result.stderr
+    assert "Completed node: ingest.read_raw_tables" in result.stdout + result.stderr
     assert "the 50-core of the interactions is empty" in result.stderr
     assert _fingerprints(ingested) == before
     assert not (ingested / "data/03_primary/reclora.duckdb.wal").exists()
@@ -159,8 +159,8 @@ def test_full_pipeline_runs_from_the_command_line(ingested):
         "few2many.n_test=48,finetune.training.epochs=1,evaluation.n_bootstrap=100"
     )
     output = _kedro_ok(ingested, "run", "--pipeline", "full", "--params", small)
-    assert "Running node: ingest.read_raw_tables" in output
-    assert "Running node: ingest.summarize_ingest" in output
+    assert "Completed node: ingest.read_raw_tables" in output
+    assert "Completed node: ingest.summarize_ingest" in output
     # item_text on the real embedded model: every sample gets histories and a prompt.
     import json
 

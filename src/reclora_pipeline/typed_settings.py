@@ -89,14 +89,14 @@ def _build(cls: type[T], params: Any, ignore: tuple[str, ...] = ()) -> T:
 
 
 def _closest(cls: type, key: str, names: list[str]) -> str | None:
-    """The known key most like ``key``: a near spelling at this level, else a key of that
-    name in a sub-block (a setting that moved), else a near spelling of a nested key."""
+    """The known key most like ``key``: a key of that very name in a sub-block (a setting
+    that moved), else a near spelling at this level, else a near spelling of a nested key."""
+    leaves = [k for k in known_keys(cls) if "." in k and k.rsplit(".", 1)[-1] == key]
+    if leaves:
+        return leaves[0]
     match = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
     if match:
         return match[0]
-    leaves = [k for k in known_keys(cls) if k.rsplit(".", 1)[-1] == key]
-    if leaves:
-        return leaves[0]
     match = difflib.get_close_matches(key, known_keys(cls), n=1, cutoff=0.75)
     return match[0] if match else None
 

@@ -7,19 +7,24 @@ import json
 import pytest
 from kedro.runner import SequentialRunner
 
-from reclora_pipeline.errors import ParameterError, UserInputError
+from reclora_pipeline.errors import UserInputError
+from reclora_pipeline.evaluation.comparison import LLM_MODELS
 from reclora_pipeline.finetune import launch
+from reclora_pipeline.finetune.request import FinetuneRequest, build_request
+from reclora_pipeline.finetune.run import user_dim
 from reclora_pipeline.pipelines.evaluation import create_pipeline as evaluation_pipeline
 from reclora_pipeline.pipelines.few2many import create_pipeline as few2many_pipeline
 from reclora_pipeline.pipelines.finetune import create_pipeline as finetune_pipeline
 
 FEW2MANY = {"n_train": 16, "n_valid": 6, "n_test": 6}
+MAX_LENGTH = 128
 
 
 def _finetune(tmp_path, **overrides):
     return {
-        "epochs": 1, "micro_batch_size": 4, "gradient_accumulation_steps": 1, "engine": "torch",
-        "eval_batch_size": 4, "max_length": 128, "checkpoint_folder": str(tmp_path / "ckpt"),
+        "training": {"epochs": 1, "micro_batch_size": 4, "gradient_accumulation_steps": 1,
+                     "engine": "torch", "eval_batch_size": 4, "max_length": MAX_LENGTH,
+                     "checkpoint_folder": str(tmp_path / "ckpt")},
         "lora": {"n_experts": 2, "r": 2, "alpha": 4.0, "dropout": 0.0,
                  "target_modules": ["q_proj", "v_proj"], "gate_hidden": 8, "gate_dropout": 0.1,
                  "temperature": 1.0, "mixing": "parameter", "routing": "soft", "top_k": 2},
@@ -41,11 +46,17 @@ def trained(tmp_path, upstream, database):
 
 def test_every_arm_trains_and_evaluation_writes_the_contract(trained, tmp_path):
     catalog = trained
+    model = catalog.load("language_model")["name_or_path"]
     for arm in ("reclora", "vanilla_lora", "reclora_no_lens"):
         report = catalog.load(f"finetune_report_{arm}")
         assert report["trained"] and report["engine"].startswith("torch")
+        # What evaluation reads to score with the same base model and prompt length.
+        assert (report["model"], report["max_length"]) == (model, MAX_LENGTH)
         assert (catalog.load(f"adapter_{arm}") / "arm.json").is_file()
-    assert not catalog.load("finetune_report_reclora_no_retriever")["trained"]
+    assert catalog.load("finetune_report_reclora_no_retriever") == {
+        "arm": "reclora_no_retriever",
+        "trained": False,
+    }
     # Every arm starts as the base model (B = 0): the same zero-shot valid AUC.
     baselines = [
         catalog.load(f"finetune_report_{arm}")["zero_shot_valid_auc"]
@@ -66,17 +77,28 @@ def test_every_arm_trains_and_evaluation_writes_the_contract(trained, tmp_path):
     assert {"mlflow_tracking_uri", "mlflow_run_id"} <= set(metrics)
     assert "reclora - vanilla_lora" in metrics["comparisons"]
     assert "| reclora |" in catalog.load("metrics_table").replace("**", "")
+    assert catalog.load("predictions_reclora_no_retriever").count() == 0
     for figure in ("roc_curves", "reliability_curves", "auc_by_history", "gate_heatmap"):
         assert catalog.load(f"{figure}_plot").startswith(b"\x89PNG")
     gates = catalog.load("gate_weights")
     assert len(gates["layers"]) == 4 and len(gates["weights"][0]) == 2
 
 
+def test_stages_are_namespaced_and_evaluation_reads_only_its_own_parameters():
+    finetune, evaluation = finetune_pipeline(), evaluation_pipeline()
+    assert "finetune.finetune_reclora" in {n.name for n in finetune.nodes}
+    assert {"evaluation.score_zero_shot", "evaluation.compare_models"} <= {
+        n.name for n in evaluation.nodes
+    }
+    assert {i for i in evaluation.inputs() if i.startswith("params:")} == {"params:evaluation"}
+    assert "language_model" not in evaluation.inputs()
+
+
 def test_scoring_node_rescores_from_the_persisted_adapter(trained):
     catalog = trained
-    SequentialRunner().run(evaluation_pipeline().only_nodes("score_reclora"), catalog)
+    SequentialRunner().run(evaluation_pipeline().only_nodes("evaluation.score_reclora"), catalog)
     first = catalog.load("predictions_reclora").df()
-    SequentialRunner().run(evaluation_pipeline().only_nodes("score_reclora"), catalog)
+    SequentialRunner().run(evaluation_pipeline().only_nodes("evaluation.score_reclora"), catalog)
     again = catalog.load("predictions_reclora").df()
     assert len(first) == FEW2MANY["n_test"]
     assert (first.probability.to_numpy() == again.probability.to_numpy()).all()
@@ -84,8 +106,7 @@ def test_scoring_node_rescores_from_the_persisted_adapter(trained):
 
 def test_test_rows_without_labels_are_a_clear_error(trained):
     catalog = trained
-    scoring = [f"score_{name}" for name in ("zero_shot", "reclora", "vanilla_lora",
-                                            "reclora_no_retriever", "reclora_no_lens")]  # fmt: skip
+    scoring = [f"evaluation.score_{name}" for name in LLM_MODELS]
     SequentialRunner().run(evaluation_pipeline().only_nodes(*scoring), catalog)
     table = catalog.load("few2many_samples")
     table.connection.execute(
@@ -93,7 +114,9 @@ def test_test_rows_without_labels_are_a_clear_error(trained):
         f"(SELECT min(sample_id) FROM {table.sql_name} WHERE subset = 'test')"
     )
     with pytest.raises(UserInputError, match=r"test subset has 1 rows without a label"):
-        SequentialRunner().run(evaluation_pipeline().only_nodes("compare_models"), catalog)
+        SequentialRunner().run(
+            evaluation_pipeline().only_nodes("evaluation.compare_models"), catalog
+        )
 
 
 def test_adapter_from_another_base_model_is_a_clear_error(trained, tmp_path):
@@ -104,64 +127,27 @@ def test_adapter_from_another_base_model_is_a_clear_error(trained, tmp_path):
     payload["base_model"]["fingerprint"] = "0" * 16
     arm_file.write_text(json.dumps(payload))
     with pytest.raises(Exception, match="vanilla_lora|base model"):
-        SequentialRunner().run(evaluation_pipeline().only_nodes("score_vanilla_lora"), catalog)
+        SequentialRunner().run(
+            evaluation_pipeline().only_nodes("evaluation.score_vanilla_lora"), catalog
+        )
 
 
-def test_bad_finetune_settings_fail_before_training(tmp_path, upstream, database):
-    catalog = upstream.catalog(
-        tmp_path,
-        few2many=FEW2MANY,
-        finetune=_finetune(tmp_path, batch_size=6, deepspeed_config="missing.json"),
-    )
-    SequentialRunner().run(few2many_pipeline(), catalog)
-    with pytest.raises(ParameterError, match="finetune.batch_size"):
-        SequentialRunner().run(finetune_pipeline().only_nodes("finetune_reclora"), catalog)
-
-
-def test_launcher_entry_point_trains_from_materialised_inputs(trained, tmp_path):
+def test_launcher_entry_point_trains_from_the_request_file(trained, tmp_path):
     catalog = trained
-    params = catalog.load("params:finetune")
     rows = catalog.load("few2many_samples").arrow()
+    request = build_request(
+        "vanilla_lora",
+        catalog.load("params:finetune"),
+        catalog.load("language_model")["name_or_path"],
+        n_users=catalog.load("users").count(),
+        user_dim=user_dim(rows),
+    )
     run_dir = tmp_path / "launch"
-    settings = {k: v for k, v in params.items() if k not in launch_keys()}
-    launch.write_request(
-        run_dir,
-        {"arm": "vanilla_lora", "model": catalog.load("language_model")["name_or_path"],
-         "n_users": 50, "settings": settings, "lora": params["lora"], "max_length": 128,
-         "eval_batch_size": 4, "checkpoint_dir": None},
-        rows,
-    )  # fmt: skip
+    launch.write_request(run_dir, request, rows)
+    # Every launched process reads back the very request the node built.
+    saved = json.loads((run_dir / launch.REQUEST_FILE).read_text())
+    assert FinetuneRequest.from_dict(saved) == request
     launch.main(["--run-dir", str(run_dir), "--local_rank=0"])
     report = json.loads((run_dir / launch.REPORT_FILE).read_text())
     assert report["arm"] == "vanilla_lora" and report["n_train"] == FEW2MANY["n_train"]
     assert (run_dir / launch.ADAPTER_FOLDER / "arm.json").is_file()
-
-
-def launch_keys():
-    from reclora_pipeline.pipelines.finetune.nodes import PIPELINE_KEYS
-
-    return PIPELINE_KEYS
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (None, []),
-        (["reclora_no_lens"], ["reclora_no_lens"]),
-        ("reclora_no_lens+reclora_no_retriever", ["reclora_no_lens", "reclora_no_retriever"]),
-        ("all", ["reclora_no_retriever", "reclora_no_lens"]),
-    ],
-)
-def test_ablations_accept_the_command_line_forms(value, expected):
-    from reclora_pipeline.pipelines.finetune.nodes import ablations
-
-    assert ablations({"ablations": value}) == expected
-
-
-def test_unknown_ablation_is_a_clear_error(tmp_path):
-    from reclora_pipeline.pipelines.finetune.nodes import check_finetune_parameters
-    from tests.pipelines.catalog import project_parameters
-
-    params = {**project_parameters()["finetune"], "ablations": "reclora_no_gate"}
-    with pytest.raises(ParameterError, match=r"finetune.ablations has \['reclora_no_gate'\]"):
-        check_finetune_parameters(params)

@@ -1,8 +1,9 @@
-"""Multi-GPU fine-tunes: the ``deepspeed`` launcher runs this module in every process.
+"""Where a fine-tune runs: in this process, or in every process of the ``deepspeed`` launcher.
 
-The Kedro node writes the request (arm, settings) and the Few2Many rows into a run
-folder, starts ``deepspeed ... --module reclora_pipeline.finetune.launch --run-dir``
-as a subprocess and reads back what rank 0 wrote: the adapter and the report.
+``finetune`` runs a :class:`FinetuneRequest` inline, or writes it and the Few2Many rows
+into a run folder, starts ``deepspeed ... --module reclora_pipeline.finetune.launch
+--run-dir`` as a subprocess (each process reads the same request back) and returns what
+rank 0 wrote: the adapter and the report.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reclora_pipeline.errors import ParameterError
-from reclora_pipeline.finetune.run import lora_config, subset, train_arm
-from reclora_pipeline.finetune.settings import FinetuneSettings
+from reclora_pipeline.finetune.request import FinetuneRequest
+from reclora_pipeline.finetune.run import run_request
+from reclora_pipeline.finetune.settings import LaunchSettings
 
 REQUEST_FILE = "request.json"
 ROWS_FILE = "few2many_samples.parquet"
@@ -27,10 +31,25 @@ REPORT_FILE = "report.json"
 ADAPTER_FOLDER = "adapter"
 
 
-def write_request(run_dir: Path, request: dict[str, Any], rows: Any) -> None:
+def finetune(
+    request: FinetuneRequest,
+    rows: pa.Table,
+    launch: LaunchSettings,
+    work_dir: Path,
+    on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Run ``request`` as ``launch`` says; the adapter folder (in ``work_dir``) and the report."""
+    if launch.launcher == "inline":
+        adapter = work_dir / ADAPTER_FOLDER
+        return adapter, run_request(request, rows, adapter, on_epoch_end=on_epoch_end)
+    write_request(work_dir, request, rows)
+    return work_dir / ADAPTER_FOLDER, run_launcher(work_dir, launch.num_gpus, launch.hostfile)
+
+
+def write_request(run_dir: Path, request: FinetuneRequest, rows: pa.Table) -> None:
     """Materialise the inputs every launched process reads."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / REQUEST_FILE).write_text(json.dumps(request, indent=2))
+    (run_dir / REQUEST_FILE).write_text(json.dumps(request.to_dict(), indent=2))
     pq.write_table(rows, run_dir / ROWS_FILE)
 
 
@@ -39,16 +58,18 @@ def launcher_command(run_dir: Path, num_gpus: int, hostfile: str | None) -> list
     executable = shutil.which("deepspeed")
     if executable is None:
         raise ParameterError(
-            "finetune.launcher: deepspeed needs the `deepspeed` command on PATH "
-            "(pip install deepspeed), or set finetune.launcher: inline"
+            "finetune.launch.launcher: deepspeed needs the `deepspeed` command on PATH "
+            "(pip install deepspeed), or set finetune.launch.launcher: inline"
         )
     if hostfile:
         if not Path(hostfile).is_file():
-            raise ParameterError(f"finetune.hostfile {hostfile!r} does not exist")
+            raise ParameterError(f"finetune.launch.hostfile {hostfile!r} does not exist")
         placement = ["--hostfile", hostfile]
     else:
         if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1:
-            raise ParameterError(f"finetune.num_gpus must be a positive integer, got {num_gpus!r}")
+            raise ParameterError(
+                f"finetune.launch.num_gpus must be a positive integer, got {num_gpus!r}"
+            )
         placement = ["--num_gpus", str(num_gpus)]
     return [executable, *placement, "--module", __name__, "--run-dir", str(run_dir)]
 
@@ -65,25 +86,14 @@ def run_launcher(run_dir: Path, num_gpus: int, hostfile: str | None) -> dict[str
     return json.loads((run_dir / REPORT_FILE).read_text())
 
 
-def run_request(run_dir: Path) -> dict[str, Any]:
+def run_launched_process(run_dir: Path) -> dict[str, Any]:
     """Train as one process of the launched job; rank 0 writes the adapter and report."""
-    request = json.loads((run_dir / REQUEST_FILE).read_text())
-    rows = pq.read_table(run_dir / ROWS_FILE)
-    arm = request["arm"]
-    train_rows, valid_rows = subset(rows, "train", arm), subset(rows, "valid", arm)
+    request = FinetuneRequest.from_dict(json.loads((run_dir / REQUEST_FILE).read_text()))
     rank = int(os.environ.get("RANK", "0"))
-    report = train_arm(
-        arm,
-        request["model"],
-        train_rows,
-        valid_rows,
-        FinetuneSettings.from_params(request["settings"]),
-        lora_config(request["lora"], user_dim=train_rows.user_repr.shape[1]),
+    report = run_request(
+        request,
+        pq.read_table(run_dir / ROWS_FILE),
         run_dir / ADAPTER_FOLDER,
-        n_users=int(request["n_users"]),
-        max_length=int(request["max_length"]),
-        eval_batch_size=int(request["eval_batch_size"]),
-        checkpoint_dir=Path(request["checkpoint_dir"]) if request.get("checkpoint_dir") else None,
         world_size=int(os.environ.get("WORLD_SIZE", "1")),
         progress=rank == 0,
     )
@@ -97,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-dir", type=Path, required=True)
     # The launcher appends --local_rank=N; the rank is read from the environment instead.
     parser.add_argument("--local_rank", type=int, default=None)
-    run_request(parser.parse_args(argv).run_dir)
+    run_launched_process(parser.parse_args(argv).run_dir)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """One arm's fine-tune from Few2Many rows to a saved adapter folder (no Kedro).
 
-The same function runs inside the Kedro node (``finetune.launcher: inline``) and in
-every process the ``deepspeed`` launcher starts (``finetune.launcher: deepspeed``).
+``run_request`` runs inside the Kedro process (``finetune.launch.launcher: inline``) and
+in every process the ``deepspeed`` launcher starts (``finetune.launch.launcher: deepspeed``).
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ import pyarrow as pa
 import torch
 
 from reclora_pipeline.ctr.metrics import auc
+from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.finetune.adapters import save_arm
 from reclora_pipeline.finetune.arms import ArmModel, build_arm, check_arm
 from reclora_pipeline.finetune.engine import make_engine
+from reclora_pipeline.finetune.request import FinetuneRequest
 from reclora_pipeline.finetune.scoring import answer_loss, score_prompts
-from reclora_pipeline.finetune.settings import FinetuneSettings
 from reclora_pipeline.finetune.tokenization import collate_training, encode_examples
 from reclora_pipeline.finetune.trainer import train
 from reclora_pipeline.item_text.language_model import load_causal_lm
-from reclora_pipeline.personalized_lora import PersonalizedLoraConfig
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def subset(rows: pa.Table, name: str, arm: str) -> Subset:
     mask = pa.compute.equal(rows.column("subset"), name)
     part = rows.filter(mask).sort_by("sample_id")
     if part.num_rows == 0:
-        raise ValueError(f"few2many_samples has no {name!r} rows: rerun the few2many pipeline")
+        raise UserInputError(f"few2many_samples has no {name!r} rows: rerun the few2many pipeline")
     vectors = part.column("user_repr").combine_chunks()
     dim = len(vectors[0])
     user_repr = np.asarray(vectors.flatten().to_numpy(), dtype=np.float32).reshape(-1, dim)
@@ -70,39 +70,51 @@ def subset(rows: pa.Table, name: str, arm: str) -> Subset:
     )
 
 
-def lora_config(params: dict[str, Any], user_dim: int) -> PersonalizedLoraConfig:
-    """The LoRA bank's settings, its gate sized for the CRM's representation."""
-    return PersonalizedLoraConfig(**{**params, "user_dim": user_dim})
+def user_dim(rows: pa.Table) -> int:
+    """Width of the CRM's user representation in ``few2many_samples`` rows (the gate's input)."""
+    if rows.num_rows == 0:
+        raise UserInputError("few2many_samples has no rows: rerun the few2many pipeline")
+    return len(rows.column("user_repr")[0])
+
+
+def run_request(
+    request: FinetuneRequest,
+    rows: pa.Table,
+    output_folder: Path,
+    *,
+    world_size: int = 1,
+    progress: bool = True,
+    on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``request.arm`` on the train rows of ``few2many_samples``, early-stopped on the
+    valid rows; the best adapter goes to ``output_folder``. Returns the training report."""
+    train_rows, valid_rows = subset(rows, "train", request.arm), subset(rows, "valid", request.arm)
+    return train_arm(request, train_rows, valid_rows, output_folder, world_size=world_size,
+                     progress=progress, on_epoch_end=on_epoch_end)  # fmt: skip
 
 
 def train_arm(
-    arm: str,
-    model_name_or_path: str,
+    request: FinetuneRequest,
     train_rows: Subset,
     valid_rows: Subset,
-    settings: FinetuneSettings,
-    lora: PersonalizedLoraConfig,
     output_folder: Path,
     *,
-    n_users: int,
-    max_length: int,
-    eval_batch_size: int,
-    checkpoint_dir: Path | None = None,
     world_size: int = 1,
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
     stop_after_steps: int | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune ``arm`` on ``train_rows``, keep the best valid-AUC adapter in ``output_folder``.
-
-    Returns a report: engine, per-epoch history, best epoch and valid AUC, sizes.
+    """Fine-tune ``request.arm`` on ``train_rows``, keep the best valid-AUC adapter in
+    ``output_folder``. Returns a report: engine, per-epoch history, best epoch and valid AUC.
     """
-    base, tokenizer = load_causal_lm(model_name_or_path)
-    arm_model = build_arm(arm, base, lora, n_users=n_users)
+    arm, settings = request.arm, request.training
+    max_length, eval_batch_size = settings.max_length, settings.eval_batch_size
+    base, tokenizer = load_causal_lm(request.model)
+    arm_model = build_arm(arm, base, request.lora, n_users=request.n_users)
     examples = encode_examples(tokenizer, train_rows.prompts, train_rows.answers, max_length)
     if examples.n_truncated:
         logger.warning(
-            "%d of %d training prompts were cut on the left to fit finetune.max_length=%d",
+            "%d of %d training prompts were cut on the left to fit finetune.training.max_length=%d",
             examples.n_truncated,
             len(examples),
             max_length,
@@ -141,7 +153,7 @@ def train_arm(
         compute_loss,
         evaluate,
         settings,
-        checkpoint_dir,
+        Path(request.checkpoint_dir) if request.checkpoint_dir else None,
         progress=progress,
         on_epoch_end=on_epoch_end,
         stop_after_steps=stop_after_steps,

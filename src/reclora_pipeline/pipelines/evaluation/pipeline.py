@@ -1,10 +1,13 @@
 """Wiring of the evaluation pipeline."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Pipeline, node
 
+from reclora_pipeline.evaluation.comparison import FIGURES, LLM_MODELS
 from reclora_pipeline.finetune.arms import ARMS
 from reclora_pipeline.pipelines.evaluation import nodes
-from reclora_pipeline.pipelines.naming import named_partial
+from reclora_pipeline.pipelines.naming import named_partial, stage_pipeline
+
+PLOTS = [f"{figure}_plot" for figure in FIGURES]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -12,7 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     scoring = [
         node(
             nodes.score_zero_shot,
-            ["few2many_samples", "language_model", "params:evaluation", "params:finetune"],
+            ["few2many_samples", "finetune_report_reclora", "params:evaluation"],
             "predictions_zero_shot",
             name="score_zero_shot",
         ),
@@ -23,9 +26,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "few2many_samples",
                     f"adapter_{arm}",
                     f"finetune_report_{arm}",
-                    "language_model",
                     "params:evaluation",
-                    "params:finetune",
                 ],
                 f"predictions_{arm}",
                 name=f"score_{arm}",
@@ -33,46 +34,34 @@ def create_pipeline(**kwargs) -> Pipeline:
             for arm in ARMS
         ),
     ]
-    predictions = {f"predictions_{name}": f"predictions_{name}" for name in nodes.LLM_MODELS}
-    return pipeline(
+    return stage_pipeline(
         [
             *scoring,
             node(
                 nodes.summarize_gates,
-                ["few2many_samples", "adapter_reclora", "language_model", "params:finetune"],
+                ["few2many_samples", "adapter_reclora", "finetune_report_reclora"],
                 "gate_weights",
                 name="summarize_gates",
             ),
             node(
-                nodes.compare_models,
-                {
-                    "few2many_samples": "few2many_samples",
-                    "crm_predictions": "crm_predictions",
-                    "params": "params:evaluation",
-                    **predictions,
-                },
+                # The prediction tables come positionally, one per name in LLM_MODELS.
+                named_partial(nodes.compare_models, names=LLM_MODELS),
                 [
-                    "metrics",
-                    "metrics_table",
-                    "roc_curves_plot",
-                    "reliability_curves_plot",
-                    "auc_by_history_plot",
+                    "few2many_samples",
+                    "crm_predictions",
+                    "params:evaluation",
+                    *(f"predictions_{model}" for model in LLM_MODELS),
                 ],
+                ["metrics", "metrics_table", *PLOTS],
                 name="compare_models",
             ),
             node(nodes.plot_gates, "gate_weights", "gate_heatmap_plot", name="plot_gates"),
             node(
                 nodes.log_to_mlflow,
-                [
-                    "metrics",
-                    "metrics_table",
-                    "roc_curves_plot",
-                    "reliability_curves_plot",
-                    "auc_by_history_plot",
-                    "gate_heatmap_plot",
-                ],
+                ["metrics", "metrics_table", *PLOTS, "gate_heatmap_plot"],
                 None,
                 name="log_to_mlflow",
             ),
-        ]
+        ],
+        "evaluation",
     )
