@@ -161,7 +161,9 @@ def test_resume_without_a_checkpoint_starts_from_scratch(toy, tmp_path):
 
 def test_resume_refuses_changed_parameters(toy, tmp_path):
     _train(toy, tmp_path, settings=toy.settings(), stop_after_steps=2)
-    with pytest.raises(ParameterError, match=r"finetune\.training\.lr: 0\.005 -> 0\.01.*resume: false"):
+    with pytest.raises(
+        ParameterError, match=r"finetune\.training\.lr: 0\.005 -> 0\.01.*resume: false"
+    ):
         _train(toy, tmp_path, settings=toy.settings(lr=0.01, resume=True))
 
 
@@ -179,7 +181,9 @@ def test_bf16_on_cpu_autocasts_the_forward(toy):
 
 
 def test_argument_errors(toy, tmp_path):
-    with pytest.raises(ParameterError, match=r"finetune\.training\.resume needs a checkpoint folder"):
+    with pytest.raises(
+        ParameterError, match=r"finetune\.training\.resume needs a checkpoint folder"
+    ):
         _train(toy, settings=toy.settings(resume=True))
     with pytest.raises(ValueError, match="stop_after_steps needs a checkpoint_dir"):
         _train(toy, settings=toy.settings(), stop_after_steps=1)
