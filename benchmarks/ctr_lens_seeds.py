@@ -37,7 +37,7 @@ def load_features():
         workspace = make_workspace(scratch)
         for args in (
             ("run", "--pipeline", "ingest"),
-            ("run", "--pipeline", "item_text", "--to-nodes", "retrieve_histories"),
+            ("run", "--pipeline", "item_text", "--to-nodes", "item_text.retrieve_histories"),
         ):
             result = run_kedro(workspace, *args, timeout=1800)
             if result.returncode != 0:
