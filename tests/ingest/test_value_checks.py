@@ -9,8 +9,10 @@ import pytest
 from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.ingest.errors import InputDataError
 from reclora_pipeline.ingest.readers import read_dataset
+from reclora_pipeline.ingest.settings import IngestSettings
 from reclora_pipeline.ingest.value_checks import parse_rating_scale
 from reclora_pipeline.pipelines.ingest.nodes import read_raw_tables
+from reclora_pipeline.typed_settings import parse
 from tests.sources import WRITERS, replace_line
 
 RATINGS_FILE = {
@@ -188,7 +190,9 @@ def test_rating_scale_parameter_admits_another_scale(tmp_path, world):
     assert 8.0 in tables.interactions.column("rating").to_pylist()
 
     params = {"format": "recbole", "path": str(folder), "rating_scale": [0, 10]}
-    assert read_raw_tables(params)[0].num_rows == len(world.ratings)
+    settings = parse(IngestSettings, params, "ingest")
+    assert settings.rating_scale == (0.0, 10.0)
+    assert read_raw_tables(settings)[0].num_rows == len(world.ratings)
 
 
 def test_rating_scale_parameter_can_narrow_the_scale(tmp_path, world):
