@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -142,16 +143,17 @@ def _run_with_hooks(pipeline: Pipeline, catalog, run_params: dict | None = None)
 
 
 def _failing_at(pipeline: Pipeline, name: str) -> Pipeline:
-    """``pipeline`` with node ``name`` replaced by one that fails (same inputs and outputs)."""
+    """``pipeline`` with node ``name`` (without its stage) replaced by one that fails (same
+    inputs, outputs and stage)."""
 
     def fail(*_):
         raise RuntimeError(f"injected failure in {name}")
 
+    def replaced(n):
+        return node(fail, n.inputs, n.outputs, name=name, namespace=n.namespace)
+
     return Pipeline(
-        [
-            node(fail, n.inputs, n.outputs, name=n.name) if n.name == name else n
-            for n in pipeline.nodes
-        ]
+        [replaced(n) if n.name == f"{n.namespace}.{name}" else n for n in pipeline.nodes]
     )
 
 
@@ -225,10 +227,9 @@ def test_finished_stages_are_published_when_a_later_stage_fails(tmp_path, ingest
     folder, _, other = ingested_once
     before = _fingerprint(folder)
     catalog = _ingest_catalog(folder, other, k_core=2)
-    catalog["params:item_text"] = catalog.load("params:item_text") | {
-        "model": str(save_tiny_llama(tmp_path / "tiny")),
-        "pca_dim": 4,
-    }
+    catalog["params:item_text"] = dataclasses.replace(
+        catalog.load("params:item_text"), model=str(save_tiny_llama(tmp_path / "tiny")), pca_dim=4
+    )
     pipeline = ingest_pipeline() + _failing_at(item_text_pipeline(), "build_prompts")
     with pytest.raises(RuntimeError, match="injected failure"):
         _run_with_hooks(pipeline, catalog)

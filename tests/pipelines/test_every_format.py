@@ -62,7 +62,7 @@ def tiny_parameters(data_format: str, source: Path, model: Path, work: Path) -> 
     params["item_text"].update(model=str(model), pca_dim=4, k_text=3, k_crm=5)
     params["ctr_lens"]["training"].update(max_epochs=1, batch_size=16, progress=False)
     params["few2many"].update(FEW2MANY)
-    params["finetune"].update(
+    params["finetune"]["training"].update(
         epochs=1, micro_batch_size=4, gradient_accumulation_steps=1, engine="torch",
         eval_batch_size=8, max_length=128, checkpoint_folder=str(work / "checkpoints"),
     )  # fmt: skip
