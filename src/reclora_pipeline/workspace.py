@@ -63,6 +63,9 @@ def kedro_environment() -> dict[str, str]:
     env["KEDRO_DISABLE_TELEMETRY"] = "true"
     env["HF_HUB_OFFLINE"] = "1"
     env["TRANSFORMERS_OFFLINE"] = "1"
+    # Rich wraps log lines at the terminal width (80 without a terminal); wide enough
+    # that a namespaced node name stays on its "Completed node:" line.
+    env.setdefault("COLUMNS", "200")
     return env
 
 
