@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -10,7 +11,7 @@ import torch
 from reclora_pipeline import duckdb_store
 from reclora_pipeline.ctr.features import CTRVocab
 from reclora_pipeline.ctr.lens import load_crms, new_crm, train_and_test
-from reclora_pipeline.ctr.lens_tables import predictions_table, user_repr_table
+from reclora_pipeline.ctr.lens_tables import lens_probability, predictions_table, user_repr_table
 from reclora_pipeline.ctr.sample_features import of_split, sample_features
 from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.duckdb_store import DuckDBTable
@@ -87,7 +88,11 @@ def test_user_repr_carries_the_lens_probability_of_crm_predictions(tables, vocab
     models = {name: new_crm(name, vocab, settings) for name in ("sim", "din", "deepfm")}
 
     predictions = predictions_table(models, features)
-    user_repr = user_repr_table(models["sim"], features)
+    connection = duckdb.connect()
+    connection.register("crm_predictions", predictions)
+    stored = DuckDBTable(connection, "crm_predictions")
+    ids = features.sample_id.numpy()
+    user_repr = user_repr_table(models["sim"], features, lens_probability(stored, "sim", ids))
 
     assert predictions.column_names == ["sample_id", "deepfm", "din", "sim"]
     assert user_repr.column_names == ["sample_id", "user_repr", "crm_probability"]

@@ -4,19 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pyarrow as pa
 from torch import nn
 
 from reclora_pipeline.ctr.features import CTRFeatures
 from reclora_pipeline.ctr.training import score, user_representations
+from reclora_pipeline.duckdb_store import DuckDBTable
+from reclora_pipeline.errors import UserInputError
+from reclora_pipeline.ingest.sql import sql_identifier
 
 
-def user_repr_table(model: nn.Module, features: CTRFeatures) -> pa.Table:
+def lens_probability(crm_predictions: DuckDBTable, crm: str, sample_ids: np.ndarray) -> np.ndarray:
+    """The lens CRM's column of ``crm_predictions``, in the order of ``sample_ids``."""
+    table = crm_predictions.connection.sql(
+        f"SELECT sample_id, {sql_identifier(crm)} AS p FROM {crm_predictions.sql_name} ORDER BY sample_id"
+    ).to_arrow_table()
+    if not np.array_equal(table.column("sample_id").to_numpy(), sample_ids):
+        raise UserInputError("crm_predictions and samples hold different samples: rerun ctr_lens")
+    return table.column("p").to_numpy()
+
+
+def user_repr_table(model: nn.Module, features: CTRFeatures, probability: np.ndarray) -> pa.Table:
     """``sample_id``, the lens CRM's ``user_repr`` (last MLP hidden vector, float32) and its
     click probability ``crm_probability`` (float64), one row per sample of ``features``.
 
     The probability travels with the vectors so that later stages need not know which
-    CRM is the lens.
+    CRM is the lens; it is the lens's column of ``crm_predictions`` (no second pass).
     """
     vectors = user_representations(model, features)
     return pa.table(
@@ -25,7 +39,7 @@ def user_repr_table(model: nn.Module, features: CTRFeatures) -> pa.Table:
             "user_repr": pa.FixedSizeListArray.from_arrays(
                 pa.array(vectors.ravel(), pa.float32()), vectors.shape[1]
             ),
-            "crm_probability": pa.array(score(model, features), pa.float64()),
+            "crm_probability": pa.array(probability, pa.float64()),
         }
     )
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from reclora_pipeline.ctr.features import CTRVocab
 from reclora_pipeline.ctr.lens import StateDict, load_crm, load_crms, train_and_test
-from reclora_pipeline.ctr.lens_tables import predictions_table, user_repr_table
+from reclora_pipeline.ctr.lens_tables import lens_probability, predictions_table, user_repr_table
 from reclora_pipeline.ctr.sample_features import sample_features
 from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.duckdb_store import DuckDBTable
@@ -53,6 +53,7 @@ def compute_user_representations(
     retrieved_histories: DuckDBTable,
     vocabulary: dict[str, Any],
     settings: CtrLensSettings,
+    crm_predictions: DuckDBTable,
     *checkpoints: StateDict,
     names: tuple[str, ...],
 ) -> pa.Table:
@@ -61,7 +62,8 @@ def compute_user_representations(
     vocab = CTRVocab.from_dict(vocabulary)
     features = sample_features(samples, retrieved_histories, vocab, settings)
     state = dict(zip(names, checkpoints, strict=True))[settings.crm]
-    return user_repr_table(load_crm(settings.crm, vocab, settings, state), features)
+    probability = lens_probability(crm_predictions, settings.crm, features.sample_id.numpy())
+    return user_repr_table(load_crm(settings.crm, vocab, settings, state), features, probability)
 
 
 def score_all_samples(

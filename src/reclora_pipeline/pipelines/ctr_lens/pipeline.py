@@ -38,16 +38,16 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="summarize_ctr_lens",
             ),
             node(
-                named_partial(nodes.compute_user_representations, names=TRAINED_CRMS),
-                features + checkpoints,
-                "user_repr",
-                name="compute_user_representations",
-            ),
-            node(
                 named_partial(nodes.score_all_samples, names=TRAINED_CRMS),
                 features + checkpoints,
                 "crm_predictions",
                 name="score_all_samples",
+            ),
+            node(
+                named_partial(nodes.compute_user_representations, names=TRAINED_CRMS),
+                [*features, "crm_predictions", *checkpoints],
+                "user_repr",
+                name="compute_user_representations",
             ),
         ],
         "ctr_lens",
