@@ -10,15 +10,14 @@ from torch import nn
 
 from reclora_pipeline.ctr.features import CTRFeatures
 from reclora_pipeline.ctr.training import score, user_representations
-from reclora_pipeline.duckdb_store import DuckDBTable
+from reclora_pipeline.duckdb_store import DuckDBTable, quote_identifier
 from reclora_pipeline.errors import UserInputError
-from reclora_pipeline.ingest.sql import sql_identifier
 
 
 def lens_probability(crm_predictions: DuckDBTable, crm: str, sample_ids: np.ndarray) -> np.ndarray:
     """The lens CRM's column of ``crm_predictions``, in the order of ``sample_ids``."""
     table = crm_predictions.connection.sql(
-        f"SELECT sample_id, {sql_identifier(crm)} AS p FROM {crm_predictions.sql_name} ORDER BY sample_id"
+        f"SELECT sample_id, {quote_identifier(crm)} AS p FROM {crm_predictions.sql_name} ORDER BY sample_id"
     ).to_arrow_table()
     if not np.array_equal(table.column("sample_id").to_numpy(), sample_ids):
         raise UserInputError("crm_predictions and samples hold different samples: rerun ctr_lens")
