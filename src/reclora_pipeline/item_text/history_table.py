@@ -12,9 +12,9 @@ import torch
 
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.item_text import retrieval
+from reclora_pipeline.item_text.prompt_table import ID_COLUMNS
 from reclora_pipeline.item_text.settings import ItemTextSettings
 
-ID_COLUMNS = ("sample_id", "user_id", "item_id", "label", "split")
 # Samples retrieved per batch: bounds memory on ML-25M-sized sample tables.
 BATCH_ROWS = 65_536
 
