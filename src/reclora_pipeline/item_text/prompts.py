@@ -51,10 +51,15 @@ class PromptTemplate:
                 f"unknown item_text.template {name!r}; accepted values: {sorted(templates)}"
             )
         fields = templates[name]
-        missing = [key for key in TEMPLATE_FIELDS if key not in fields]
+        missing = missing_fields(fields)
         if missing:
             raise ParameterError(f"item_text.templates.{name} lacks {missing}")
         return cls(**{key: fields[key] for key in TEMPLATE_FIELDS})
+
+
+def missing_fields(template: dict[str, str]) -> list[str]:
+    """The pieces of ``TEMPLATE_FIELDS`` a template's configuration lacks."""
+    return [key for key in TEMPLATE_FIELDS if key not in template]
 
 
 def pronouns(gender: object) -> dict[str, str]:

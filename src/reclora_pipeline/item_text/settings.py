@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from reclora_pipeline.errors import SettingError
-from reclora_pipeline.item_text.prompts import TEMPLATE_FIELDS
+from reclora_pipeline.item_text.prompts import TEMPLATE_FIELDS, missing_fields
 from reclora_pipeline.typed_settings import check_fields, setting
 
 Embedder = Literal["llm", "sentence"]
@@ -39,7 +39,7 @@ class ItemTextSettings:
     def __post_init__(self) -> None:
         check_fields(self)
         for name, fields in self.templates.items():
-            missing = [key for key in TEMPLATE_FIELDS if key not in fields]
+            missing = missing_fields(fields)
             if missing:
                 raise SettingError(f"templates.{name}", "…", f"the fields {list(TEMPLATE_FIELDS)}",
                                    f"missing {missing}")  # fmt: skip
