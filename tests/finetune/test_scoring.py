@@ -10,7 +10,13 @@ import torch
 
 from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.finetune.arms import build_arm
-from reclora_pipeline.finetune.scoring import answer_token_ids, score_prompts, yes_probability
+from reclora_pipeline.finetune.scoring import (
+    answer_token_ids,
+    call_model,
+    fp32_lm_head,
+    score_prompts,
+    yes_probability,
+)
 from reclora_pipeline.finetune.tokenization import collate_prompts, encode_prompts
 from reclora_pipeline.personalized_lora import PersonalizedLoraConfig
 from tests.finetune.test_arms import CONFIG, perturb_lora
@@ -118,6 +124,21 @@ def test_bf16_autocast_stays_close_to_fp32():
     fp32 = score_prompts(model, TOKENIZER, PROMPTS, batch_size=4)
     bf16 = score_prompts(model, TOKENIZER, PROMPTS, batch_size=4, bf16=True)
     np.testing.assert_allclose(bf16, fp32, atol=2e-2)
+
+
+@pytest.mark.parametrize("as_arm", [False, True])
+def test_the_lm_head_runs_in_fp32_inside_bf16_autocast(as_arm):
+    base = tiny_llama(len(TOKENIZER))
+    model = build_arm("vanilla_lora", base, PersonalizedLoraConfig(), n_users=0) if as_arm else base
+    batch = collate_prompts(encode_prompts(TOKENIZER, PROMPTS[:3]), pad_id=0)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        rounded = call_model(model, batch, logits_to_keep=1).logits
+        with fp32_lm_head(model):
+            exact = call_model(model, batch, logits_to_keep=1).logits
+    assert rounded.dtype == torch.bfloat16 and exact.dtype == torch.float32
+    # The same hidden states; only the head's rounding differs.
+    torch.testing.assert_close(exact, rounded.float(), atol=0.05, rtol=0.02)
+    assert not base.get_output_embeddings()._forward_hooks  # removed on exit
 
 
 def test_yes_probability_rejects_right_padding():

@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import torch
 
+from reclora_pipeline.compute import (
+    Precision,
+    choose_precision,
+    choose_threads,
+    compute_facts,
+    use_precision,
+    use_threads,
+)
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.evaluation.gates import mean_gate_weights
@@ -43,16 +52,36 @@ class BaseModel:
         return cls(str(report["model"]), int(report["max_length"]))
 
 
+def scoring_device() -> str:
+    """Where the LLMs score: the GPU when there is one."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def use_compute(settings: EvaluationSettings) -> Precision:
+    """Apply ``evaluation.torch_threads`` and resolve ``evaluation.bf16``, both logged."""
+    use_threads(settings.torch_threads, "evaluation.torch_threads")
+    return use_precision(settings.bf16, scoring_device(), "evaluation.bf16")
+
+
+def compute_report(settings: EvaluationSettings) -> dict:
+    """How the LLMs were scored (precision, threads, CPU), for metrics.json."""
+    precision = choose_precision(settings.bf16, scoring_device(), "evaluation.bf16")
+    return compute_facts(
+        precision, choose_threads(settings.torch_threads, "evaluation.torch_threads")
+    )
+
+
 def score_base_model(
     few2many_samples: DuckDBTable, base: BaseModel, settings: EvaluationSettings
 ) -> pa.Table:
     """P(Yes) of the base LLM, without any adapter, per test sample."""
+    precision = use_compute(settings)
     # vanilla_lora reads the same retrieved-history prompts, without any user input.
     rows, sample_ids = rows_to_score(few2many_samples, "vanilla_lora")
     model, tokenizer = load_causal_lm(base.name)
     probs = score_prompts(
-        model, tokenizer, rows.prompts, batch_size=settings.batch_size, bf16=settings.bf16,
-        progress=True, max_length=base.max_length,
+        model.to(scoring_device()), tokenizer, rows.prompts, batch_size=settings.batch_size,
+        bf16=precision.bf16, progress=True, max_length=base.max_length,
     )  # fmt: skip
     return predictions_table(sample_ids, probs)
 
@@ -65,11 +94,12 @@ def score_adapter(
     settings: EvaluationSettings,
 ) -> pa.Table:
     """P(Yes) of ``arm`` loaded from its persisted adapter, per test sample."""
+    precision = use_compute(settings)
     rows, sample_ids = rows_to_score(few2many_samples, arm)
     model, tokenizer = load_causal_lm(base.name)
     probs = score(
-        load_arm(adapter, model), tokenizer, rows, settings.batch_size, settings.bf16,
-        base.max_length, progress=True,
+        load_arm(adapter, model).to(scoring_device()), tokenizer, rows, settings.batch_size,
+        precision.bf16, base.max_length, progress=True,
     )  # fmt: skip
     return predictions_table(sample_ids, probs)
 

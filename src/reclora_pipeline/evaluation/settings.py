@@ -6,6 +6,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Literal
 
+from reclora_pipeline.compute import Bf16Setting, parse_bf16
 from reclora_pipeline.errors import SettingError
 from reclora_pipeline.typed_settings import check_fields, setting
 
@@ -17,7 +18,10 @@ class EvaluationSettings:
     """How the LLMs are scored and how every model is compared on the test rows."""
 
     batch_size: int = setting(16, minimum=1)
-    bf16: bool = True
+    # true | false | "auto": bf16 where the hardware is fast at it (AMX CPUs, CUDA with bf16).
+    bf16: Bf16Setting = setting("auto", parse=parse_bf16)
+    # None = one thread per available core; more than the cores is capped with a warning.
+    torch_threads: int | None = setting(None, minimum=1)
     # The CRMs compared with the LLMs; the first is the bar in plots and comparisons.
     crms: tuple[CrmName, ...] = ("din", "sim", "deepfm")
     n_bootstrap: int = setting(1000, minimum=1)

@@ -6,6 +6,7 @@ in every process the ``deepspeed`` launcher starts (``finetune.launch.launcher: 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -18,13 +19,16 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from reclora_pipeline.compute import cpu_info, use_precision
 from reclora_pipeline.ctr.metrics import auc
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.finetune.adapters import save_arm
 from reclora_pipeline.finetune.arms import ArmModel, build_arm, check_arm
+from reclora_pipeline.finetune.batching import length_bucketed_batches, padding_share
 from reclora_pipeline.finetune.engine import make_engine
 from reclora_pipeline.finetune.request import FinetuneRequest
 from reclora_pipeline.finetune.scoring import answer_loss, score_prompts
+from reclora_pipeline.finetune.settings import PREFIX
 from reclora_pipeline.finetune.tokenization import collate_training, encode_examples
 from reclora_pipeline.finetune.trainer import train
 from reclora_pipeline.item_text.language_model import load_causal_lm
@@ -105,9 +109,14 @@ def train_arm(
     stop_after_steps: int | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``request.arm`` on ``train_rows``, keep the best valid-AUC adapter in
-    ``output_folder``. Returns a report: engine, per-epoch history, best epoch and valid AUC.
+    ``output_folder``. Returns a report: engine, precision, per-epoch history, best epoch and
+    valid AUC.
     """
-    arm, settings = request.arm, request.training
+    arm = request.arm
+    # bf16 "auto" becomes a fixed choice here, in the process (and on the device) that trains.
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = use_precision(request.training.bf16, device, f"{PREFIX}.bf16")
+    settings = dataclasses.replace(request.training, bf16=precision.bf16)
     max_length, eval_batch_size = settings.max_length, settings.eval_batch_size
     base, tokenizer = load_causal_lm(request.model)
     arm_model = build_arm(arm, base, request.lora, n_users=request.n_users)
@@ -122,11 +131,21 @@ def train_arm(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     micro = settings.micro_batch_size
 
+    def batch_rows(epoch: int, window: int) -> list[np.ndarray]:
+        # A function of (seed, epoch) only, so a resumed run replays the same batches.
+        rng = np.random.default_rng([settings.seed, epoch])
+        return length_bucketed_batches(examples.lengths, micro, rng, window)
+
     def train_batches(epoch: int) -> list[dict[str, Any]]:
-        # The order is a function of (seed, epoch) only, so a resumed run replays it.
-        order = np.random.default_rng([settings.seed, epoch]).permutation(len(examples))
-        return [_micro_batch(examples, order[i : i + micro], pad_id, train_rows)
-                for i in range(0, len(order), micro)]  # fmt: skip
+        return [_micro_batch(examples, rows, pad_id, train_rows)
+                for rows in batch_rows(epoch, settings.length_window)]  # fmt: skip
+
+    padding = {
+        "shuffled": padding_share(examples.lengths, batch_rows(0, 1)),
+        "length_sorted": padding_share(examples.lengths, batch_rows(0, settings.length_window)),
+    }
+    logger.info("%s: padding is %.1f%% of the training tokens (%.1f%% with plain shuffled "
+                "batches)", arm, 100 * padding["length_sorted"], 100 * padding["shuffled"])  # fmt: skip
 
     def compute_loss(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         device = next(arm_model.parameters()).device
@@ -143,9 +162,6 @@ def train_arm(
                       max_length, progress=progress and int(os.environ.get("RANK", "0")) == 0)  # fmt: skip
         return auc(valid_rows.labels, probs)
 
-    # The adapters start as the identity (B = 0), so this is the zero-shot model's valid
-    # AUC: the bar the fine-tune has to clear.
-    zero_shot_valid_auc = None if settings.resume else evaluate(arm_model)
     steps = settings.optimizer_steps(math.ceil(len(examples) / micro))
     outcome = train(
         lambda: make_engine(arm_model, settings, steps, world_size),
@@ -164,13 +180,18 @@ def train_arm(
         "history": outcome.history,
         "best_epoch": outcome.best_epoch,
         "best_valid_auc": outcome.best_valid_auc,
-        "zero_shot_valid_auc": zero_shot_valid_auc,
         "optimizer_steps": outcome.steps,
         "interrupted": outcome.interrupted,
         "n_train": len(train_rows),
         "n_valid": len(valid_rows),
         "n_truncated": examples.n_truncated,
+        "padding_share": {key: round(value, 4) for key, value in padding.items()},
         "trainable_parameters": sum(p.numel() for p in arm_model.parameters() if p.requires_grad),
+        "compute": {
+            **precision.to_dict(),
+            "torch_threads": torch.get_num_threads(),
+            **cpu_info().to_dict(),
+        },  # fmt: skip
     }
     if outcome.best_state:
         missing = set(outcome.best_state) - set(dict(arm_model.named_parameters()))

@@ -7,8 +7,9 @@ only ``user_repr`` is passed on, and only when given).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,11 @@ from transformers import PreTrainedTokenizerBase
 
 from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.finetune.arms import MODEL_INPUTS, ArmModel
+from reclora_pipeline.finetune.batching import (
+    consecutive_batches,
+    length_sorted_batches,
+    padding_share,
+)
 from reclora_pipeline.finetune.tokenization import (
     IGNORE_INDEX,
     collate_prompts,
@@ -28,6 +34,8 @@ from reclora_pipeline.finetune.tokenization import (
     truncate_left,
 )
 from reclora_pipeline.item_text.prompts import ANSWERS
+
+logger = logging.getLogger(__name__)
 
 
 def answer_token_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[int, int]:
@@ -117,6 +125,34 @@ def yes_probability(
     return torch.softmax(pair, dim=-1)[:, 0]
 
 
+@contextmanager
+def fp32_lm_head(model: nn.Module) -> Iterator[None]:
+    """Compute the LM head in fp32 inside a bf16 autocast region.
+
+    A bf16 logit of magnitude 10-30 is rounded to steps of 0.06-0.12, so P(Yes) =
+    sigmoid(yes - no) falls on a coarse grid and many rows tie, which costs AUC. The head
+    is a small share of a scoring pass (one position per row), so recomputing it in fp32
+    costs little.
+    """
+    inner = model.model if isinstance(model, ArmModel) else model
+    get_head = getattr(inner, "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
+    if not isinstance(head, nn.Linear):
+        yield
+        return
+
+    def full_precision(module: nn.Linear, inputs: tuple[torch.Tensor, ...], _: Any) -> torch.Tensor:
+        with torch.autocast(inputs[0].device.type, enabled=False):
+            bias = None if module.bias is None else module.bias.float()
+            return F.linear(inputs[0].float(), module.weight.float(), bias)
+
+    handle = head.register_forward_hook(full_precision)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
@@ -138,7 +174,8 @@ def score_prompts(
     Prompts are batched by length (longest first) so padding stays small; ``user_repr``
     / ``user_ids`` rows follow their prompts. ``max_length`` cuts prompts on the left
     as :func:`~.tokenization.encode_examples` does. ``bf16`` runs under bfloat16
-    autocast. The model's train/eval mode is restored afterwards.
+    autocast, with the LM head in fp32 (:func:`fp32_lm_head`). The model's train/eval mode
+    is restored afterwards.
     """
     if len(prompts) == 0:
         return np.zeros(0, dtype=np.float64)
@@ -155,7 +192,11 @@ def score_prompts(
     yes_id, no_id = answer_token_ids(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = _device(model)
-    order = np.argsort([-len(ids) for ids in token_lists], kind="stable")
+    lengths = np.array([len(ids) for ids in token_lists])
+    batches = length_sorted_batches(lengths, batch_size)
+    logger.info("scoring %d prompts: padding is %.1f%% of the tokens (%.1f%% in input order)",
+                len(lengths), 100 * padding_share(lengths, batches),
+                100 * padding_share(lengths, consecutive_batches(len(lengths), batch_size)))  # fmt: skip
     scores = np.zeros(len(token_lists), dtype=np.float64)
     autocast = (
         torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
@@ -166,10 +207,10 @@ def score_prompts(
         with (
             torch.no_grad(),
             autocast,
-            tqdm(total=len(order), disable=not progress, unit="prompt", desc="scoring") as bar,
+            fp32_lm_head(model) if bf16 else nullcontext(),
+            tqdm(total=len(lengths), disable=not progress, unit="prompt", desc="scoring") as bar,
         ):
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
+            for rows in batches:
                 batch = collate_prompts([token_lists[i] for i in rows], pad_id)
                 batch = {key: value.to(device) for key, value in batch.items()}
                 index = torch.from_numpy(rows)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from reclora_pipeline.compute import Bf16Setting, parse_bf16
 from reclora_pipeline.errors import ParameterError, SettingError
 from reclora_pipeline.finetune.arms import ARMS
 from reclora_pipeline.personalized_lora import PersonalizedLoraConfig
@@ -37,6 +38,9 @@ class FinetuneSettings:
     lr: float = setting(1e-3, above=0)
     epochs: int = setting(2, minimum=1)
     micro_batch_size: int = setting(4, minimum=1)
+    # Micro-batches per length-sorting window: each window of shuffled rows is sorted by
+    # length before it is cut into micro-batches (less padding); 1 = plain shuffled batches.
+    length_window: int = setting(16, minimum=1)
     gradient_accumulation_steps: int = setting(2, minimum=1)
     batch_size: int | None = setting(None, minimum=1)
     warmup_ratio: float = setting(0.1, minimum=0, maximum=1)
@@ -44,7 +48,9 @@ class FinetuneSettings:
     # Epochs in a row without a better valid AUC before training stops.
     patience: int = setting(1, minimum=1)
     seed: int = setting(0, minimum=0)
-    bf16: bool = False
+    # true | false | "auto": bf16 where the hardware is fast at it (AMX CPUs, CUDA with
+    # bf16), fp32 elsewhere; resolved per process by :func:`~reclora_pipeline.compute.choose_precision`.
+    bf16: Bf16Setting = setting("auto", parse=parse_bf16)
     engine: EngineChoice = "auto"
     deepspeed_config: str = "conf/base/deepspeed/zero2.json"
     # Optimizer steps between mid-epoch checkpoints; 0 checkpoints at epoch ends only.
@@ -144,7 +150,7 @@ class FinetuneStageSettings:
     # None = the language model item_text prepared; or a hub id / local model folder.
     model: str | None = None
     ablations: tuple[str, ...] = setting((), parse=parse_ablations)
-    # None = torch's default.
+    # None = one thread per available core; more than the cores is capped with a warning.
     torch_threads: int | None = setting(None, minimum=1)
     launch: LaunchSettings = setting(default_factory=LaunchSettings)
     lora: PersonalizedLoraConfig = setting(default_factory=PersonalizedLoraConfig, parse=parse_lora)

@@ -36,6 +36,7 @@ _RESULT_SETTINGS = (
     "lr",
     "epochs",
     "micro_batch_size",
+    "length_window",
     "gradient_accumulation_steps",
     "warmup_ratio",
     "weight_decay",

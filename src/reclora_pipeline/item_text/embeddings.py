@@ -38,11 +38,13 @@ def mean_pooled_embeddings(
     batch_size: int = 32,
     max_tokens: int = 128,
     description: str = "embedding items",
+    bf16: bool = False,
 ) -> np.ndarray:
     """[len(texts), hidden] mean of the last hidden states over each text's real tokens.
 
     ``encoder`` is a bare transformer (no LM head): computing vocabulary logits
-    would cost more than the whole encoder on a small model.
+    would cost more than the whole encoder on a small model. ``bf16`` runs it under
+    bfloat16 autocast; the pooling is done in fp32 either way.
     """
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -58,9 +60,10 @@ def mean_pooled_embeddings(
             max_length=max_tokens,
             return_tensors="pt",
         )
-        hidden = encoder(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-        ).last_hidden_state
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            hidden = encoder(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [b, t, 1]
         pooled[chosen] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float().numpy()
     return pooled
@@ -109,12 +112,12 @@ def pca_reduce(embeddings: np.ndarray, pca_dim: int | None, seed: int = 0) -> np
 
 def embed_item_table(
     descriptions: pd.DataFrame, model_name_or_path: str, embedder: str, batch_size: int,
-    pca_dim: int | None, seed: int = 0,
+    pca_dim: int | None, seed: int = 0, bf16: bool = False,
 ) -> pa.Table:  # fmt: skip
     """``item_id`` and the PCA-reduced mean-pooled embedding of every item's description.
 
     ``embedder`` 'llm' pools the causal LM's last hidden states (ReLLa); 'sentence' uses
-    all-MiniLM-L6-v2.
+    all-MiniLM-L6-v2. ``bf16``: the encoder under bfloat16 autocast.
     """
     torch.manual_seed(seed)
     items = descriptions.sort_values("item_id")
@@ -125,7 +128,7 @@ def embed_item_table(
     else:
         encoder, tokenizer = load_sentence_encoder()
     started = time.perf_counter()
-    raw = mean_pooled_embeddings(encoder, tokenizer, texts, batch_size)
+    raw = mean_pooled_embeddings(encoder, tokenizer, texts, batch_size, bf16=bf16)
     elapsed = time.perf_counter() - started
     logger.info("embedded %d items with %s in %.1f s (%.0f items/s)",
                 len(texts), embedder, elapsed, len(texts) / max(elapsed, 1e-9))  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from reclora_pipeline.compute import Bf16Setting, parse_bf16
 from reclora_pipeline.errors import SettingError
 from reclora_pipeline.item_text.prompts import TEMPLATE_FIELDS, missing_fields
 from reclora_pipeline.typed_settings import check_fields, setting
@@ -23,6 +24,10 @@ class ItemTextSettings:
     converted_model_folder: str = "data/06_models/smollm2-135m-instruct"
     embedder: Embedder = "llm"
     embed_batch_size: int = setting(32, minimum=1)
+    # true | false | "auto": embed in bf16 where the hardware is fast at it (AMX, CUDA bf16).
+    bf16: Bf16Setting = setting("auto", parse=parse_bf16)
+    # None = one thread per available core; more than the cores is capped with a warning.
+    torch_threads: int | None = setting(None, minimum=1)
     # Checked against the embedder's width once the model is known (prepare_language_model).
     pca_dim: int | None = setting(512, minimum=1)
     similarity: Similarity = "cosine"

@@ -22,6 +22,7 @@ from reclora_pipeline.evaluation import plots
 from reclora_pipeline.evaluation.comparison import FIGURES, compare, model_probabilities
 from reclora_pipeline.evaluation.llm_scoring import (
     BaseModel,
+    compute_report,
     gate_summary,
     score_adapter,
     score_base_model,
@@ -83,6 +84,7 @@ def compare_models(
         test.column("sample_id").to_numpy(), llm_predictions, crm_predictions.arrow(), settings.crms
     )
     result = compare(test, probs, settings, _mlflow_run())
+    result.document["compute"] = compute_report(settings)
     for name, entry in result.document["models"].items():
         logger.info("%-22s AUC %.4f [%.4f, %.4f]  LogLoss %.4f", name, entry["auc"],
                     entry["auc_ci_low"], entry["auc_ci_high"], entry["logloss"])  # fmt: skip

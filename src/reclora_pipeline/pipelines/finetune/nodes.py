@@ -11,23 +11,40 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import torch
 
+from reclora_pipeline.compute import use_threads
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.finetune import launch
+from reclora_pipeline.finetune.arms import ARMS
 from reclora_pipeline.finetune.request import build_request
 from reclora_pipeline.finetune.run import user_dim
 from reclora_pipeline.finetune.settings import FinetuneStageSettings
+from reclora_pipeline.finetune.zero_shot import zero_shot_auc, zero_shot_valid
 
 NOT_TRAINED_FILE = "NOT_TRAINED"
 
 logger = logging.getLogger(__name__)
 
 
+def score_zero_shot_valid(
+    few2many_samples: DuckDBTable,
+    language_model_info: dict[str, Any],
+    settings: FinetuneStageSettings,
+) -> dict[str, Any]:
+    """The base model's valid AUC, once per run for all arms: every arm starts from it."""
+    use_threads(settings.torch_threads, "finetune.torch_threads")
+    arms = [arm for arm in ARMS if settings.trains(arm)]
+    model = settings.model or language_model_info["name_or_path"]
+    report = zero_shot_valid(few2many_samples.arrow(), model, arms, settings.training)
+    logger.info("zero-shot valid AUC: %s", report["valid_auc"])
+    return report
+
+
 def finetune_arm(
     few2many_samples: DuckDBTable,
     users: DuckDBTable,
     language_model_info: dict[str, Any],
+    zero_shot: dict[str, Any],
     settings: FinetuneStageSettings,
     arm: str,
 ) -> tuple[Path, dict[str, Any]]:
@@ -38,8 +55,7 @@ def finetune_arm(
         # The node still runs (the pipeline's shape is fixed): it leaves a marker.
         (output / NOT_TRAINED_FILE).write_text(f"{arm} is not in finetune.ablations\n")
         return output, {"arm": arm, "trained": False}
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
+    use_threads(settings.torch_threads, "finetune.torch_threads")
     rows = few2many_samples.arrow()
     request = build_request(
         arm, settings, language_model_info["name_or_path"], users.count(), user_dim(rows)
@@ -53,7 +69,8 @@ def finetune_arm(
                 report["best_valid_auc"], report["best_epoch"] + 1)  # fmt: skip
     # The evaluation scores with the same base model and prompt length: it reads them here.
     facts = {"model": request.model, "max_length": request.training.max_length}
-    return adapter, {**report, "trained": True, **facts}
+    start = {"zero_shot_valid_auc": zero_shot_auc(zero_shot, arm)}
+    return adapter, {**report, **start, "trained": True, **facts}
 
 
 def _log_epoch(arm: str) -> Callable[[dict[str, float]], None]:

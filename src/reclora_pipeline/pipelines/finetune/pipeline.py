@@ -8,16 +8,26 @@ from reclora_pipeline.pipelines.naming import named_partial, stage_pipeline
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """finetune_<arm> for every arm; ablations train only when listed in finetune.ablations."""
+    """The shared zero-shot valid pass, then finetune_<arm> for every arm; ablations train
+    only when listed in finetune.ablations."""
+    inputs = ["few2many_samples", "users", "language_model", "zero_shot_valid", "params:finetune"]
     return stage_pipeline(
         [
             node(
-                named_partial(nodes.finetune_arm, arm=arm),
-                ["few2many_samples", "users", "language_model", "params:finetune"],
-                [f"adapter_{arm}", f"finetune_report_{arm}"],
-                name=f"finetune_{arm}",
-            )
-            for arm in ARMS
+                nodes.score_zero_shot_valid,
+                ["few2many_samples", "language_model", "params:finetune"],
+                "zero_shot_valid",
+                name="score_zero_shot_valid",
+            ),
+            *(
+                node(
+                    named_partial(nodes.finetune_arm, arm=arm),
+                    inputs,
+                    [f"adapter_{arm}", f"finetune_report_{arm}"],
+                    name=f"finetune_{arm}",
+                )
+                for arm in ARMS
+            ),
         ],
         "finetune",
     )

@@ -9,6 +9,13 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from reclora_pipeline.compute import (
+    choose_precision,
+    choose_threads,
+    compute_facts,
+    use_precision,
+    use_threads,
+)
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.item_text import descriptions, embeddings, history_table, preparation
 from reclora_pipeline.item_text.prompt_table import PromptRecipe, render_prompt_table
@@ -39,9 +46,11 @@ def embed_items(
     item_descriptions: DuckDBTable, language_model_info: dict[str, Any], settings: ItemTextSettings
 ) -> pa.Table:
     """Mean-pooled item embeddings (LLM or sentence encoder), reduced by PCA."""
+    use_threads(settings.torch_threads, "item_text.torch_threads")
+    precision = use_precision(settings.bf16, "cpu", "item_text.bf16")
     return embeddings.embed_item_table(
         item_descriptions.df(), language_model_info["name_or_path"], settings.embedder,
-        settings.embed_batch_size, settings.pca_dim, seed=settings.seed,
+        settings.embed_batch_size, settings.pca_dim, seed=settings.seed, bf16=precision.bf16,
     )  # fmt: skip
 
 
@@ -72,8 +81,13 @@ def build_prompts(
     return table
 
 
-def summarize_item_text(item_embeddings: DuckDBTable, prompts_table: DuckDBTable) -> dict[str, int]:
-    """Counts and prompt-length statistics, for people and scripts."""
-    summary = item_text_summary(item_embeddings, prompts_table)
+def summarize_item_text(
+    item_embeddings: DuckDBTable, prompts_table: DuckDBTable, settings: ItemTextSettings
+) -> dict[str, Any]:
+    """Counts and prompt-length statistics, and how the embeddings were computed."""
+    precision = choose_precision(settings.bf16, "cpu", "item_text.bf16")
+    threads = choose_threads(settings.torch_threads, "item_text.torch_threads")
+    summary = {**item_text_summary(item_embeddings, prompts_table),
+               "embedding_compute": compute_facts(precision, threads)}  # fmt: skip
     logger.info("item_text summary: %s", summary)
     return summary
