@@ -106,9 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     prompts = real_prompts(args.workspace, args.n_prompts)
     load_before = os.getloadavg()
-    rates = measure(
-        args.workspace / CONVERTED, prompts, args.batch_size, args.threads, args.rounds
-    )
+    rates = measure(args.workspace / CONVERTED, prompts, args.batch_size, args.threads, args.rounds)
     for key, value in rates.items():
         print(f"{key:28s} {value:7.2f} prompts/s")
     result = {

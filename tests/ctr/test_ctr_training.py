@@ -7,7 +7,14 @@ import torch
 from reclora_pipeline.ctr.features import CTRVocab, build_features
 from reclora_pipeline.ctr.metrics import auc
 from reclora_pipeline.ctr.registry import build_ctr_model
-from reclora_pipeline.ctr.training import TrainConfig, evaluate, score, train_ctr
+from reclora_pipeline.ctr.training import (
+    INFERENCE_BATCH_SIZE,
+    TrainConfig,
+    evaluate,
+    score,
+    train_ctr,
+    user_representations,
+)
 from reclora_pipeline.errors import ParameterError, UserInputError
 from tests.ctr.synthetic import items_table, rule_samples, users_table
 
@@ -50,6 +57,25 @@ def test_training_is_deterministic_for_a_seed(data):
     np.testing.assert_array_equal(p1, p2)
     _, p3 = run(1)
     assert not np.array_equal(p1, p3)
+
+
+@pytest.mark.parametrize("name", ["din", "sim", "deepfm"])
+def test_scores_do_not_depend_on_the_inference_batch_size(data, name):
+    """Scoring runs in ``INFERENCE_BATCH_SIZE`` rows for speed. A row's result does not depend
+    on the rows beside it; only float rounding may differ (BLAS picks other kernels for
+    small batches)."""
+    vocab, _, valid, _ = data
+    model = build_ctr_model(name, vocab, seed=0, **SMALL)
+    reference = score(model, valid, batch_size=len(valid))
+    for batch_size in (7, INFERENCE_BATCH_SIZE):
+        probs = score(model, valid, batch_size=batch_size)
+        np.testing.assert_allclose(probs, reference, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        user_representations(model, valid, batch_size=7),
+        user_representations(model, valid, batch_size=len(valid)),
+        rtol=0,
+        atol=1e-5,
+    )
 
 
 class _Frozen(torch.nn.Module):

@@ -40,7 +40,7 @@ def test_defaults_follow_the_paper_and_derive_the_batch():
         ("weight_decay", -0.1, ">= 0"),
         ("patience", 0, ">= 1"),
         ("seed", -3, ">= 0"),
-        ("bf16", "yes", "true, false or \"auto\""),
+        ("bf16", "yes", 'true, false or "auto"'),
         ("resume", 1, "true or false"),
         ("engine", "jax", "'auto', 'deepspeed', 'torch'"),
         ("deepspeed_config", "", "DeepSpeed JSON"),

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from kedro.runner import SequentialRunner
 
+from reclora_pipeline.ctr.feature_store import features_from_tensors
+from reclora_pipeline.ctr.features import CTRVocab
 from reclora_pipeline.ctr.metrics import auc
+from reclora_pipeline.ctr.sample_features import sample_features
 from reclora_pipeline.ctr.settings import TRAINED_CRMS
+from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.pipelines.ctr_lens import create_pipeline as ctr_lens_pipeline
 from reclora_pipeline.pipelines.ingest import create_pipeline as ingest_pipeline
 from reclora_pipeline.pipelines.item_text import create_pipeline as item_text_pipeline
@@ -60,7 +65,7 @@ def test_ctr_lens_trains_every_crm_and_writes_user_representations(tmp_path, wor
 def test_nodes_are_named_by_stage_and_take_every_crm_in_order():
     pipeline = ctr_lens_pipeline()
     assert {node.name for node in pipeline.nodes} == {
-        "ctr_lens.fit_ctr_vocabulary", "ctr_lens.train_din", "ctr_lens.train_sim",
+        "ctr_lens.fit_ctr_vocabulary", "ctr_lens.build_ctr_features", "ctr_lens.train_din", "ctr_lens.train_sim",
         "ctr_lens.train_deepfm", "ctr_lens.summarize_ctr_lens",
         "ctr_lens.compute_user_representations", "ctr_lens.score_all_samples",
     }  # fmt: skip
@@ -84,3 +89,51 @@ def test_the_lens_setting_picks_the_crm_behind_user_repr(tmp_path, upstream, dat
     assert (user_repr.crm_probability == user_repr.sim).all()
     assert not (user_repr.crm_probability == user_repr.din).all()
     assert not np.allclose(np.stack(before.user_repr), np.stack(user_repr.user_repr))
+
+
+def test_features_are_built_once_and_every_crm_node_reads_them():
+    pipeline = ctr_lens_pipeline()
+    readers = {node.name for node in pipeline.nodes if "ctr_features" in node.inputs}
+    assert readers == {
+        "ctr_lens.train_din", "ctr_lens.train_sim", "ctr_lens.train_deepfm",
+        "ctr_lens.score_all_samples", "ctr_lens.compute_user_representations",
+    }  # fmt: skip
+    sql_readers = {node.name for node in pipeline.nodes if "samples" in node.inputs}
+    assert sql_readers == {"ctr_lens.build_ctr_features"}
+
+
+def test_the_persisted_features_are_the_ones_built_from_the_tables(tmp_path, upstream, database):
+    catalog = upstream.catalog(tmp_path)
+    settings = catalog.load("params:ctr_lens")
+    vocab = CTRVocab.from_dict(catalog.load("ctr_vocabulary"))
+
+    stored = features_from_tensors(catalog.load("ctr_features"), settings)
+
+    assert (tmp_path / "ctr_features.safetensors").is_file()
+    built = sample_features(
+        catalog.load("samples"), catalog.load("retrieved_histories"), vocab, settings
+    )
+    for name, tensor in built.batch(slice(None)).items():
+        assert torch.equal(stored.batch(slice(None))[name], tensor) or name == "label"
+    assert torch.equal(stored.label.isnan(), built.label.isnan())
+
+
+def test_one_crm_retrains_from_the_persisted_features(tmp_path, upstream, database):
+    catalog = upstream.catalog(tmp_path, ctr_lens={"torch_threads": 1})
+    before = catalog.load("ctr_metrics_sim")
+    threads = torch.get_num_threads()
+    try:
+        SequentialRunner().run(ctr_lens_pipeline().only_nodes("ctr_lens.train_sim"), catalog)
+        # The node applies ctr_lens.torch_threads before it trains.
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+
+    # Same persisted features, same seed: the same model as the full run.
+    assert catalog.load("ctr_metrics_sim") == before
+
+
+def test_features_built_with_other_history_lengths_stop_the_node(tmp_path, upstream, database):
+    catalog = upstream.catalog(tmp_path, ctr_lens={"max_history": 7})
+    with pytest.raises(UserInputError, match="rerun ctr_lens.build_ctr_features"):
+        SequentialRunner().run(ctr_lens_pipeline().only_nodes("ctr_lens.train_din"), catalog)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from reclora_pipeline.ctr.features import CTRFeatures, CTRVocab, build_features
@@ -42,11 +43,13 @@ def sample_features(
 
 
 def split_codes(split: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Each split name's code (``SPLIT_CODES``; an unknown name counts as test)."""
-    names = np.asarray(split.to_pylist())
-    known = [names == "train", names == "valid"]
-    codes = np.select(known, [SPLIT_CODES["train"], SPLIT_CODES["valid"]], SPLIT_CODES["test"])
-    return codes.astype(np.int64)
+    """Each split name's code (``SPLIT_CODES``; an unknown or null name counts as test)."""
+    codes = np.full(len(split), SPLIT_CODES["test"], dtype=np.int64)
+    for name in ("train", "valid"):
+        # Compared in Arrow: no Python string per row.
+        chosen = pc.fill_null(pc.equal(split, name), False).to_numpy(zero_copy_only=False)
+        codes[chosen] = SPLIT_CODES[name]
+    return codes
 
 
 def of_split(features: CTRFeatures, split: str) -> CTRFeatures:

@@ -53,6 +53,8 @@ class CtrLensSettings:
     seed: int = setting(0, minimum=0)
     max_history: int = setting(60, minimum=1)
     max_long_history: int = setting(60, minimum=1)
+    # None = one thread per available core; more than the cores is capped with a warning.
+    torch_threads: int | None = setting(None, minimum=1)
     training: CrmTraining = setting(default_factory=CrmTraining)
     models: dict[str, CrmOverrides] = setting(default_factory=dict)
 

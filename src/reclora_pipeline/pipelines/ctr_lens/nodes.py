@@ -1,7 +1,8 @@
 """Thin ctr_lens nodes: each reads its inputs and calls the ctr library.
 
-Nodes that need every CRM take their datasets positionally, in ``names`` order (the
-pipeline fixes ``names`` to ``TRAINED_CRMS``).
+The features of every sample are built once (``build_ctr_features``, persisted) and read by
+every node that trains or scores a CRM. Nodes that need every CRM take their datasets
+positionally, in ``names`` order (the pipeline fixes ``names`` to ``TRAINED_CRMS``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import logging
 from typing import Any
 
 import pyarrow as pa
+import torch
 
+from reclora_pipeline.compute import use_threads
+from reclora_pipeline.ctr.feature_store import features_from_tensors, features_to_tensors
 from reclora_pipeline.ctr.features import CTRVocab
 from reclora_pipeline.ctr.lens import StateDict, load_crm, load_crms, train_and_test
 from reclora_pipeline.ctr.lens_tables import lens_probability, predictions_table, user_repr_table
@@ -19,6 +23,7 @@ from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.duckdb_store import DuckDBTable
 
 logger = logging.getLogger(__name__)
+THREADS_KEY = "ctr_lens.torch_threads"
 
 
 def fit_ctr_vocabulary(items: DuckDBTable, users: DuckDBTable) -> dict[str, Any]:
@@ -26,16 +31,28 @@ def fit_ctr_vocabulary(items: DuckDBTable, users: DuckDBTable) -> dict[str, Any]
     return CTRVocab.fit(items.arrow(), users.arrow()).to_dict()
 
 
-def train_ctr_model(
+def build_ctr_features(
     samples: DuckDBTable,
     retrieved_histories: DuckDBTable,
+    vocabulary: dict[str, Any],
+    settings: CtrLensSettings,
+) -> dict[str, torch.Tensor]:
+    """``ctr_features``: every sample's model-ready tensors, with its split, built once."""
+    use_threads(settings.torch_threads, THREADS_KEY)
+    vocab = CTRVocab.from_dict(vocabulary)
+    return features_to_tensors(sample_features(samples, retrieved_histories, vocab, settings))
+
+
+def train_ctr_model(
+    ctr_features: dict[str, torch.Tensor],
     vocabulary: dict[str, Any],
     settings: CtrLensSettings,
     name: str,
 ) -> tuple[StateDict, dict[str, float]]:
     """Train CRM ``name`` on the full train split (early stop on valid AUC); its test metrics."""
+    use_threads(settings.torch_threads, THREADS_KEY)
     vocab = CTRVocab.from_dict(vocabulary)
-    features = sample_features(samples, retrieved_histories, vocab, settings)
+    features = features_from_tensors(ctr_features, settings)
     state, metrics = train_and_test(name, vocab, features, settings)
     logger.info("%s: %s", name, metrics)
     return state, metrics
@@ -49,8 +66,7 @@ def summarize_ctr_lens(
 
 
 def compute_user_representations(
-    samples: DuckDBTable,
-    retrieved_histories: DuckDBTable,
+    ctr_features: dict[str, torch.Tensor],
     vocabulary: dict[str, Any],
     settings: CtrLensSettings,
     crm_predictions: DuckDBTable,
@@ -59,16 +75,16 @@ def compute_user_representations(
 ) -> pa.Table:
     """``user_repr``: the lens CRM's (``settings.crm``) last MLP hidden vector for every
     sample, detached, and its click probability (``crm_probability``)."""
+    use_threads(settings.torch_threads, THREADS_KEY)
     vocab = CTRVocab.from_dict(vocabulary)
-    features = sample_features(samples, retrieved_histories, vocab, settings)
+    features = features_from_tensors(ctr_features, settings)
     state = dict(zip(names, checkpoints, strict=True))[settings.crm]
     probability = lens_probability(crm_predictions, settings.crm, features.sample_id.numpy())
     return user_repr_table(load_crm(settings.crm, vocab, settings, state), features, probability)
 
 
 def score_all_samples(
-    samples: DuckDBTable,
-    retrieved_histories: DuckDBTable,
+    ctr_features: dict[str, torch.Tensor],
     vocabulary: dict[str, Any],
     settings: CtrLensSettings,
     *checkpoints: StateDict,
@@ -78,7 +94,8 @@ def score_all_samples(
 
     Evaluation compares the CRMs with the LLM arms on the same test rows.
     """
+    use_threads(settings.torch_threads, THREADS_KEY)
     vocab = CTRVocab.from_dict(vocabulary)
-    features = sample_features(samples, retrieved_histories, vocab, settings)
+    features = features_from_tensors(ctr_features, settings)
     models = load_crms(dict(zip(names, checkpoints, strict=True)), vocab, settings)
     return predictions_table(models, features)

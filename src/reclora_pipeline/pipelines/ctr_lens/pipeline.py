@@ -8,8 +8,9 @@ from reclora_pipeline.pipelines.naming import named_partial, stage_pipeline
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """vocabulary -> one trained CRM per model -> metrics; the lens CRM -> user_repr."""
-    features = ["samples", "retrieved_histories", "ctr_vocabulary", "params:ctr_lens"]
+    """vocabulary -> features (built once) -> one trained CRM per model -> metrics;
+    the lens CRM -> user_repr."""
+    features = ["ctr_features", "ctr_vocabulary", "params:ctr_lens"]
     # Per-CRM datasets go in positionally, in TRAINED_CRMS order (the nodes' ``names``).
     checkpoints = [f"ctr_checkpoint_{name}" for name in TRAINED_CRMS]
     metrics = [f"ctr_metrics_{name}" for name in TRAINED_CRMS]
@@ -29,6 +30,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["items", "users"],
                 "ctr_vocabulary",
                 name="fit_ctr_vocabulary",
+            ),
+            node(
+                nodes.build_ctr_features,
+                ["samples", "retrieved_histories", "ctr_vocabulary", "params:ctr_lens"],
+                "ctr_features",
+                name="build_ctr_features",
             ),
             *training,
             node(
