@@ -249,3 +249,9 @@ def use_precision(setting: Bf16Setting, device: torch.device | str, key: str) ->
 def compute_facts(precision: Precision, threads: Threads) -> dict[str, Any]:
     """What a stage's report says about how it computed: precision, threads and the CPU."""
     return {**precision.to_dict(), **threads.to_dict(), **cpu_info().to_dict()}
+
+
+def process_facts(precision: Precision) -> dict[str, Any]:
+    """:func:`compute_facts` with the threads torch uses in this process (set by the node,
+    or by the launcher for a launched training process)."""
+    return compute_facts(precision, Threads(torch.get_num_threads(), "as set in this process"))

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from reclora_pipeline.compute import cpu_info, use_precision
+from reclora_pipeline.compute import process_facts, use_precision
 from reclora_pipeline.ctr.metrics import auc
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.finetune.adapters import save_arm
@@ -187,11 +187,7 @@ def train_arm(
         "n_truncated": examples.n_truncated,
         "padding_share": {key: round(value, 4) for key, value in padding.items()},
         "trainable_parameters": sum(p.numel() for p in arm_model.parameters() if p.requires_grad),
-        "compute": {
-            **precision.to_dict(),
-            "torch_threads": torch.get_num_threads(),
-            **cpu_info().to_dict(),
-        },  # fmt: skip
+        "compute": process_facts(precision),
     }
     if outcome.best_state:
         missing = set(outcome.best_state) - set(dict(arm_model.named_parameters()))

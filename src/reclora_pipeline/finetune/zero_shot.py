@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import torch
 
-from reclora_pipeline.compute import cpu_info, use_precision
+from reclora_pipeline.compute import process_facts, use_precision
 from reclora_pipeline.ctr.metrics import auc
 from reclora_pipeline.finetune.run import prompt_column, subset
 from reclora_pipeline.finetune.scoring import score_prompts
@@ -38,11 +38,7 @@ def zero_shot_valid(
             bf16=precision.bf16, progress=True, max_length=settings.max_length,
         )  # fmt: skip
         valid_auc[column], n_valid = auc(valid.labels, probs), len(valid)
-    compute = {
-        **precision.to_dict(),
-        "torch_threads": torch.get_num_threads(),
-        **cpu_info().to_dict(),
-    }
+    compute = process_facts(precision)
     return {"model": model_name, "n_valid": n_valid, "valid_auc": valid_auc, "compute": compute}
 
 
