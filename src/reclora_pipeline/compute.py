@@ -7,7 +7,7 @@ bfloat16 pays off only where the hardware multiplies it fast. CUDA GPUs with bf1
 and CPUs with AMX tiles do. CPUs without any native bf16 (no AVX512-BF16) emulate it,
 which is slower than fp32. CPUs with AVX512-BF16 but no AMX differ: on a 2-core Xeon
 bf16 autocast scored prompts 1.4-1.7x slower than fp32, on a 2-core AMD EPYC 1.7x faster
-(docs/benchmarks.md). For those a probe of well under a second (the same small matmuls
+(docs/benchmarks.md). For those a probe of about a second (the same small matmuls
 in both precisions) decides. oneDNN honours ``ONEDNN_MAX_CPU_ISA``, so a capped ISA
 counts as what it allows.
 """

@@ -26,6 +26,7 @@ def test_the_lens_must_be_a_trained_crm():
         ({"training": {"batch_size": 0}}, "ctr_lens.training.batch_size=0"),
         ({"training": {"lr": 0}}, "ctr_lens.training.lr=0.0"),
         ({"max_history": 0}, "ctr_lens.max_history=0"),
+        ({"torch_threads": 0}, "ctr_lens.torch_threads=0"),
         (
             {"models": {"sim": {"training": {"patience": -1}}}},
             "ctr_lens.models.sim.training.patience=-1",
@@ -50,3 +51,8 @@ def test_per_model_training_overrides_the_shared_block():
     settings = _parse(seed=3, training={"lr": 0.01}, models={"deepfm": {"training": {"lr": 0.5}}})
     assert settings.train_config("deepfm").lr == 0.5 and settings.train_config("din").lr == 0.01
     assert settings.train_config("din").seed == 3
+
+
+def test_torch_threads_default_to_every_core():
+    assert _parse().torch_threads is None
+    assert _parse(torch_threads=1).torch_threads == 1
