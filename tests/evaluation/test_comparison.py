@@ -24,6 +24,7 @@ def _test_rows() -> pa.Table:
     rng = np.random.default_rng(0)
     return pa.table({
         "sample_id": pa.array(np.arange(100, 100 + N), pa.int64()),
+        "user_id": pa.array(np.arange(N) // 4, pa.int64()),  # 10 users of 4 rows
         "label": pa.array(np.tile([0, 1], N // 2), pa.int64()),
         "history_length": pa.array(rng.integers(1, 30, N), pa.int64()),
     })  # fmt: skip
@@ -76,6 +77,9 @@ def test_compare_writes_the_metrics_document_table_and_figures():
     document = result.document
     assert list(document["models"]) == list(probs)
     assert all(entry["n"] == N for entry in document["models"].values())
+    assert all(entry["n_users"] == N // 4 for entry in document["models"].values())
+    assert document["bootstrap_unit"] == "user"
+    assert "user-level bootstrap" in result.markdown
     assert (document["mlflow_tracking_uri"], document["mlflow_run_id"]) == (
         "file:///mlruns",
         "run1",
@@ -93,3 +97,14 @@ def test_compare_is_reproducible_for_a_seed():
     test, llm, crm = _inputs()
     probs = model_probabilities(test.column("sample_id").to_numpy(), llm, crm, SETTINGS.crms)
     assert compare(test, probs, SETTINGS).document == compare(test, probs, SETTINGS).document
+
+
+def test_row_bootstrap_is_a_setting_and_reports_no_user_count():
+    test, llm, crm = _inputs()
+    probs = model_probabilities(test.column("sample_id").to_numpy(), llm, crm, SETTINGS.crms)
+    settings = EvaluationSettings(
+        n_bootstrap=30, crms=("din", "sim"), history_buckets=(0, 10), bootstrap_unit="row"
+    )
+    document = compare(test, probs, settings).document
+    assert document["bootstrap_unit"] == "row"
+    assert all("n_users" not in entry for entry in document["models"].values())

@@ -16,6 +16,7 @@ from reclora_pipeline.evaluation.metrics import (
     logloss,
     model_metrics,
     paired_bootstrap_auc_difference,
+    user_groups,
 )
 
 Y = np.array([0, 0, 1, 1])
@@ -132,3 +133,48 @@ def test_paired_bad_probabilities_name_the_second_model():
 def test_bad_bootstrap_settings(n_boot, level):
     with pytest.raises(ParameterError):
         bootstrap_auc_interval(Y, P, n_boot=n_boot, level=level)
+
+
+def _clustered(n_users: int, rows_per_user: int, seed: int = 0):
+    """Labels and scores where each user's rows share a user effect: not independent rows."""
+    rng = np.random.default_rng(seed)
+    users = np.repeat(np.arange(n_users), rows_per_user)
+    taste = rng.normal(0, 1, n_users)[users]
+    y = (taste + rng.normal(0, 0.5, users.size) > 0).astype(int)
+    p = 1 / (1 + np.exp(-(taste + rng.normal(0, 1.0, users.size))))
+    return y, p, users
+
+
+def test_user_level_counts_repeat_whole_users():
+    users = np.array([7, 7, 7, 3, 3, 9])
+    groups = user_groups(users, 6)
+    for counts in next(_resample_counts(6, 50, 0, groups)):
+        # Rows of one user are drawn together: equal multiplicities within a user.
+        assert counts[0] == counts[1] == counts[2] and counts[3] == counts[4]
+        # Three users drawn with replacement: the user multiplicities sum to 3.
+        assert counts[0] + counts[3] + counts[5] == 3
+
+
+def test_user_level_interval_is_wider_than_the_row_interval_for_clustered_rows():
+    y, p, users = _clustered(n_users=40, rows_per_user=10)
+    row_low, row_high = bootstrap_auc_interval(y, p, n_boot=400)
+    user_low, user_high = bootstrap_auc_interval(y, p, n_boot=400, users=users)
+    assert user_high - user_low > 1.3 * (row_high - row_low)
+    m = model_metrics(y, p, n_boot=100, users=users)
+    assert m["n_users"] == 40 and list(m)[-1] == "n_users"
+
+
+def test_user_level_bootstrap_of_one_row_per_user_is_the_row_bootstrap():
+    y, p = _data(120, 0.3)
+    users = np.arange(120) * 3 + 5  # every row its own user, ids not dense
+    assert bootstrap_auc_interval(y, p, n_boot=200, seed=4, users=users) == pytest.approx(
+        bootstrap_auc_interval(y, p, n_boot=200, seed=4)
+    )
+
+
+def test_paired_user_level_difference_and_a_wrong_number_of_users():
+    y, p, users = _clustered(n_users=30, rows_per_user=8)
+    d = paired_bootstrap_auc_difference(y, p, p, n_boot=100, users=users)
+    assert d["mean_difference"] == 0.0 and d["p_a_not_better"] == 1.0
+    with pytest.raises(EvaluationInputError, match="3 user ids for 240 rows"):
+        bootstrap_auc_interval(y, p, n_boot=10, users=[1, 2, 3])

@@ -25,7 +25,7 @@ COMPARISON = {"mean_difference": 0.04, "ci_low": 0.01, "ci_high": 0.07, "p_a_not
 
 def test_document_follows_the_contract_and_is_json():
     doc = metrics_document(MODELS, "file:///tmp/mlruns", "abc123", None)
-    assert set(doc) == {"models", "mlflow_tracking_uri", "mlflow_run_id"}
+    assert set(doc) == {"models", "bootstrap_unit", "mlflow_tracking_uri", "mlflow_run_id"}
     assert set(doc["models"]) == set(MODELS)
     assert all(tuple(m) == METRIC_KEYS for m in doc["models"].values())
     assert doc["mlflow_run_id"] == "abc123"

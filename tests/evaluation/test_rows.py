@@ -23,14 +23,15 @@ def test_rows_to_score_are_the_test_rows_by_sample_id():
     assert rows.user_repr[:, 0].tolist() == [10.0, 20.0, 30.0]
 
 
-def test_the_no_retriever_ablation_reads_the_recency_prompts():
-    rows, _ = rows_to_score(few2many_samples(), "reclora_no_retriever")
+@pytest.mark.parametrize("arm", ["reclora_no_retriever", "tallrec"])
+def test_tallrec_and_the_no_retriever_ablation_read_the_recency_prompts(arm):
+    rows, _ = rows_to_score(few2many_samples(), arm)
     assert rows.prompts == ["recent 10", "recent 20", "recent 30"]
 
 
 def test_labelled_rows_hold_label_and_history_length():
     rows = labelled_rows(few2many_samples())
-    assert rows.column_names == ["sample_id", "label", "history_length"]
+    assert rows.column_names == ["sample_id", "user_id", "label", "history_length"]
     assert rows.column("sample_id").to_pylist() == [10, 20, 30]
     assert rows.column("label").to_pylist() == [0, 1, 1]
 

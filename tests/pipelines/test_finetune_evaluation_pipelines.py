@@ -37,7 +37,7 @@ def trained(tmp_path, upstream, database):
     catalog = upstream.catalog(
         tmp_path,
         few2many=FEW2MANY,
-        finetune=_finetune(tmp_path, ablations=["reclora_no_lens"]),
+        finetune=_finetune(tmp_path, ablations=["reclora_no_lens", "tallrec"]),
         evaluation={"n_bootstrap": 50, "batch_size": 4},
     )
     SequentialRunner().run(few2many_pipeline() + finetune_pipeline(), catalog)
@@ -47,7 +47,7 @@ def trained(tmp_path, upstream, database):
 def test_every_arm_trains_and_evaluation_writes_the_contract(trained, tmp_path):
     catalog = trained
     model = catalog.load("language_model")["name_or_path"]
-    for arm in ("reclora", "vanilla_lora", "reclora_no_lens"):
+    for arm in ("reclora", "vanilla_lora", "reclora_no_lens", "tallrec"):
         report = catalog.load(f"finetune_report_{arm}")
         assert report["trained"] and report["engine"].startswith("torch")
         # What evaluation reads to score with the same base model and prompt length.
@@ -57,14 +57,15 @@ def test_every_arm_trains_and_evaluation_writes_the_contract(trained, tmp_path):
         "arm": "reclora_no_retriever",
         "trained": False,
     }
-    # One zero-shot valid pass, on the prompt column the trained arms read (the
-    # no-retriever ablation, with its recency prompts, is not trained here).
+    # One zero-shot valid pass per prompt column the trained arms read (tallrec reads the
+    # recency prompts).
     zero_shot = catalog.load("zero_shot_valid")
-    assert set(zero_shot["valid_auc"]) == {"prompt"}
+    assert set(zero_shot["valid_auc"]) == {"prompt", "recency_prompt"}
     assert zero_shot["n_valid"] == FEW2MANY["n_valid"]
-    for arm in ("reclora", "vanilla_lora", "reclora_no_lens"):
+    column = {"tallrec": "recency_prompt"}
+    for arm in ("reclora", "vanilla_lora", "reclora_no_lens", "tallrec"):
         report = catalog.load(f"finetune_report_{arm}")
-        assert report["zero_shot_valid_auc"] == zero_shot["valid_auc"]["prompt"]
+        assert report["zero_shot_valid_auc"] == zero_shot["valid_auc"][column.get(arm, "prompt")]
         assert report["compute"]["precision"] in ("fp32", "bf16")
         assert report["compute"]["torch_threads"] >= 1
         assert 0 <= report["padding_share"]["length_sorted"] <= report["padding_share"]["shuffled"]
@@ -73,11 +74,15 @@ def test_every_arm_trains_and_evaluation_writes_the_contract(trained, tmp_path):
 
     metrics = catalog.load("metrics")
     assert set(metrics["models"]) == {
-        "zero_shot", "vanilla_lora", "reclora", "reclora_no_lens", "din", "sim", "deepfm"
+        "zero_shot", "vanilla_lora", "reclora", "reclora_no_lens", "tallrec", "lens_readout",
+        "din", "sim", "deepfm",
     }  # fmt: skip
+    test_users = catalog.load("few2many_samples").df().query("subset == 'test'").user_id.nunique()
     for entry in metrics["models"].values():
         assert set(entry) >= {"auc", "logloss", "accuracy", "n", "auc_ci_low", "auc_ci_high"}
-        assert entry["n"] == FEW2MANY["n_test"]
+        assert entry["n"] == FEW2MANY["n_test"] and entry["n_users"] == test_users
+    assert metrics["bootstrap_unit"] == "user"
+    assert {"reclora - lens_readout", "reclora - tallrec"} <= set(metrics["comparisons"])
     assert {"mlflow_tracking_uri", "mlflow_run_id"} <= set(metrics)
     assert {"precision", "torch_threads", "cpu", "amx"} <= set(metrics["compute"])
     assert "reclora - vanilla_lora" in metrics["comparisons"]

@@ -20,12 +20,17 @@ from reclora_pipeline.finetune.arms import ARMS
 
 # The LLMs scored on the test rows: the base model without adapter, then every arm.
 LLM_MODELS = ("zero_shot", *ARMS)
+# Baselines without a language model, scored on the same rows (listed with the CRMs).
+BASELINES = ("lens_readout",)
+# Every prediction table the comparison reads, in this order.
+PREDICTED_MODELS = (*LLM_MODELS, *BASELINES)
 # The figures of a comparison, in the order of Comparison.figures.
 FIGURES = ("roc_curves", "reliability_curves", "auc_by_history")
 # Paired comparisons (first - second) in metrics.json; None stands for the first CRM.
 PAIRS = (
     ("reclora", "vanilla_lora"), ("reclora", "zero_shot"),
-    ("vanilla_lora", "zero_shot"), ("reclora", None),
+    ("vanilla_lora", "zero_shot"), ("reclora", None), ("reclora", "lens_readout"),
+    ("reclora", "tallrec"), ("vanilla_lora", "tallrec"),
 )  # fmt: skip
 
 
@@ -58,9 +63,10 @@ def model_probabilities(
     crm_predictions: pa.Table,
     crms: Sequence[str],
 ) -> dict[str, np.ndarray]:
-    """Each model's P(Yes) in ``test_ids`` order: the LLMs, then the CRMs in ``crms``.
+    """Each model's P(Yes) in ``test_ids`` order: the predicted models (LLMs, baselines),
+    then the CRMs in ``crms``.
 
-    An LLM without rows is an ablation that was not trained: it is left out.
+    A table without rows is an ablation that was not trained: it is left out.
     """
     lacking = [name for name in crms if name not in crm_predictions.column_names]
     if lacking:
@@ -78,12 +84,18 @@ def compare(
     mlflow_run: tuple[str | None, str | None] = (None, None),
 ) -> Comparison:
     """Metrics, paired comparisons and figures of ``probs`` on the labelled ``test`` rows
-    (``sample_id``, ``label``, ``history_length``, in the order of ``probs``).
+    (``sample_id``, ``user_id``, ``label``, ``history_length``, in the order of ``probs``).
 
     ``mlflow_run`` is the tracking URI and run id the document points to.
     """
     labels = test.column("label").to_numpy().astype(np.int64)
-    bootstrap = {"n_boot": settings.n_bootstrap, "level": settings.ci_level, "seed": settings.seed}
+    users = test.column("user_id").to_numpy() if settings.bootstrap_unit == "user" else None
+    bootstrap = {
+        "n_boot": settings.n_bootstrap,
+        "level": settings.ci_level,
+        "seed": settings.seed,
+        "users": users,
+    }
     models = {name: model_metrics(labels, p, model=name, **bootstrap) for name, p in probs.items()}
     bar = settings.crms[0]
     comparisons = {
@@ -93,12 +105,14 @@ def compare(
         for first, second in ((a, b or bar) for a, b in PAIRS)
         if first in probs and second in probs
     }
-    document = metrics_document(models, *mlflow_run, comparisons)
+    document = metrics_document(models, *mlflow_run, comparisons, settings.bootstrap_unit)
     by_history = {name: probs[name] for name in ("reclora", "vanilla_lora", bar) if name in probs}
     history = test.column("history_length").to_numpy()
     return Comparison(
         document,
-        metrics_markdown(document, crm_names=settings.crms, level=settings.ci_level),
+        metrics_markdown(
+            document, crm_names=(*settings.crms, *BASELINES), level=settings.ci_level
+        ),
         (
             plots.roc_figure(labels, probs),
             plots.reliability_figure(labels, probs),

@@ -3,6 +3,11 @@
 AUC and LogLoss are the CTR stage's own (``reclora_pipeline.ctr.metrics``), so the LLM arms
 and the CRMs are scored by one definition. The bootstrap draws row multiplicities instead of
 copying rows: one sort per model, then every resample is a weighted AUC over tied-score groups.
+
+Rows of one user are not independent (the same history, the same taste), so the bootstrap
+can resample whole users (pass ``users``): a user drawn k times brings all of its rows k
+times. Resampling rows instead treats 500 rows of 98 users as 500 independent draws, and
+its intervals come out too narrow.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ __all__ = [
     "logloss",
     "model_metrics",
     "paired_bootstrap_auc_difference",
+    "user_groups",
 ]
 
 # Resamples are processed in chunks of at most this many (resample x row) cells, so a large
@@ -132,24 +138,48 @@ class _Ranked:
         return out
 
 
-def _resample_counts(n: int, n_boot: int, seed: int):
-    """Yield chunks of row multiplicities, shape [chunk, n], of n_boot resamples with replacement."""
+def _draw_counts(rng: np.random.Generator, size: int, units: int) -> np.ndarray:
+    """Multiplicities [size, units] of ``size`` resamples of ``units`` draws with replacement."""
+    draws = rng.integers(0, units, size=(size, units))
+    flat = (draws + units * np.arange(size)[:, None]).ravel()
+    return np.bincount(flat, minlength=size * units).reshape(size, units)
+
+
+def _resample_counts(n: int, n_boot: int, seed: int, groups: np.ndarray | None = None):
+    """Yield chunks of row multiplicities, shape [chunk, n], of n_boot resamples.
+
+    Without ``groups`` rows are drawn with replacement. ``groups`` (a dense code 0..g-1 per
+    row) draws g groups with replacement instead, and each row counts as often as its group.
+    """
     rng = np.random.default_rng(seed)
     chunk = max(1, _CHUNK_CELLS // n)
     for start in range(0, n_boot, chunk):
         size = min(chunk, n_boot - start)
-        rows = rng.integers(0, n, size=(size, n))
-        flat = (rows + n * np.arange(size)[:, None]).ravel()
-        yield np.bincount(flat, minlength=size * n).reshape(size, n)
+        if groups is None:
+            yield _draw_counts(rng, size, n)
+        else:
+            yield _draw_counts(rng, size, int(groups.max()) + 1)[:, groups]
+
+
+def user_groups(users: Any, n: int, model: str = "model") -> np.ndarray:
+    """Dense group codes (0..g-1) of the ``users`` of ``n`` rows, for a user-level bootstrap."""
+    codes = np.unique(np.asarray(users).ravel(), return_inverse=True)[1].ravel()
+    if codes.size != n:
+        raise EvaluationInputError(f"{model}: {codes.size} user ids for {n} rows; one per row")
+    return codes
 
 
 def _bootstrap_aucs(
-    y: np.ndarray, probs: list[np.ndarray], n_boot: int, seed: int
+    y: np.ndarray,
+    probs: list[np.ndarray],
+    n_boot: int,
+    seed: int,
+    groups: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """AUC per resample for each model, all models scored on the same resampled rows."""
     ranked = [_Ranked.of(y, p) for p in probs]
     parts: list[list[np.ndarray]] = [[] for _ in probs]
-    for counts in _resample_counts(y.size, int(n_boot), seed):
+    for counts in _resample_counts(y.size, int(n_boot), seed, groups):
         for part, r in zip(parts, ranked, strict=True):
             part.append(r.aucs(counts))
     return [np.concatenate(part) for part in parts]
@@ -179,11 +209,16 @@ def bootstrap_auc_interval(
     seed: int = 0,
     *,
     model: str = "model",
+    users: Any = None,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the AUC; resamples with a single class are skipped."""
+    """Percentile bootstrap interval of the AUC; resamples with a single class are skipped.
+
+    ``users`` (one id per row) resamples users instead of rows.
+    """
     _check_bootstrap(n_boot, level)
     y, p = _inputs(labels, probs, model)
-    (aucs,) = _bootstrap_aucs(y, [p], n_boot, seed)
+    groups = None if users is None else user_groups(users, y.size, model)
+    (aucs,) = _bootstrap_aucs(y, [p], n_boot, seed, groups)
     return _interval(_valid(aucs, model), level)
 
 
@@ -197,17 +232,20 @@ def paired_bootstrap_auc_difference(
     *,
     model_a: str = "model A",
     model_b: str = "model B",
+    users: Any = None,
 ) -> dict[str, float]:
     """Bootstrap of AUC(a) - AUC(b) with both models scored on the same resampled rows.
 
     Pairing removes the test-set sampling noise the two models share, so the interval is
     narrower than comparing two separate intervals. ``p_a_not_better`` is the share of
-    resamples where a's AUC is not above b's (a one-sided bootstrap p-value).
+    resamples where a's AUC is not above b's (a one-sided bootstrap p-value). ``users`` (one
+    id per row) resamples users instead of rows.
     """
     _check_bootstrap(n_boot, level)
     y, p_a = _inputs(labels, probs_a, model_a)
     p_b = check_probabilities(probs_b, y.size, model_b)
-    aucs_a, aucs_b = _bootstrap_aucs(y, [p_a, p_b], n_boot, seed)
+    groups = None if users is None else user_groups(users, y.size, model_a)
+    aucs_a, aucs_b = _bootstrap_aucs(y, [p_a, p_b], n_boot, seed, groups)
     # Both NaN on the same single-class resamples, since the rows are shared.
     diff = _valid(aucs_a - aucs_b, f"{model_a} vs {model_b}")
     low, high = _interval(diff, level)
@@ -228,11 +266,17 @@ def model_metrics(
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    users: Any = None,
 ) -> dict[str, float | int]:
-    """The metrics-document entry of one model: auc, logloss, accuracy, n and the AUC CI."""
+    """The metrics-document entry of one model: auc, logloss, accuracy, n and the AUC CI.
+
+    With ``users`` (one id per row) the interval resamples users and ``n_users`` is added.
+    """
     y, p = _inputs(labels, probs, model)
-    low, high = bootstrap_auc_interval(y, p, n_boot=n_boot, level=level, seed=seed, model=model)
-    return {
+    low, high = bootstrap_auc_interval(
+        y, p, n_boot=n_boot, level=level, seed=seed, model=model, users=users
+    )
+    entry: dict[str, float | int] = {
         "auc": auc(y, p),
         "logloss": logloss(y, p),
         "accuracy": accuracy(y, p, threshold, model=model),
@@ -240,3 +284,6 @@ def model_metrics(
         "auc_ci_low": low,
         "auc_ci_high": high,
     }
+    if users is not None:
+        entry["n_users"] = int(np.unique(np.asarray(users)).size)
+    return entry

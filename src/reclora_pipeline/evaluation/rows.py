@@ -22,10 +22,10 @@ def rows_to_score(few2many_samples: DuckDBTable, arm: str) -> tuple[Subset, np.n
 
 
 def labelled_rows(few2many_samples: DuckDBTable) -> pa.Table:
-    """``sample_id``, ``label`` and ``history_length`` of the test rows, by sample id; every
-    row must have a label (AUC needs them all)."""
+    """``sample_id``, ``user_id``, ``label`` and ``history_length`` of the test rows, by
+    sample id; every row must have a label (AUC needs them all)."""
     rows = few2many_samples.connection.sql(
-        f"SELECT sample_id, label, history_length FROM {few2many_samples.sql_name} "
+        f"SELECT sample_id, user_id, label, history_length FROM {few2many_samples.sql_name} "
         "WHERE subset = 'test' ORDER BY sample_id"
     ).to_arrow_table()
     if rows.num_rows == 0:

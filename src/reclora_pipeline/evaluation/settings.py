@@ -25,8 +25,14 @@ class EvaluationSettings:
     # The CRMs compared with the LLMs; the first is the bar in plots and comparisons.
     crms: tuple[CrmName, ...] = ("din", "sim", "deepfm")
     n_bootstrap: int = setting(1000, minimum=1)
+    # What the bootstrap resamples: "user" (whole users, the honest unit: a user's rows are
+    # not independent) or "row" (every test row on its own; narrower, too narrow).
+    bootstrap_unit: Literal["user", "row"] = "user"
     ci_level: float = 0.95
     seed: int = setting(0, minimum=0)
+    # L2 strengths tried by the lens_readout baseline (a logistic regression on user_repr);
+    # the one with the best valid AUC scores the test rows.
+    lens_readout_l2: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
     # Lower edges of the history-length buckets of the AUC-by-history plot (last = open).
     history_buckets: tuple[int, ...] = (5, 10, 20, 40, 60)
 
@@ -36,6 +42,10 @@ class EvaluationSettings:
             raise SettingError("ci_level", self.ci_level, "a number strictly between 0 and 1")
         if not self.crms or len(set(self.crms)) != len(self.crms):
             raise SettingError("crms", list(self.crms), "a non-empty list of distinct CRM names")
+        if not self.lens_readout_l2 or min(self.lens_readout_l2) < 0:
+            raise SettingError(
+                "lens_readout_l2", list(self.lens_readout_l2), "a non-empty list of numbers >= 0"
+            )
         edges = self.history_buckets
         if not edges or edges[0] < 0 or any(b <= a for a, b in itertools.pairwise(edges)):
             raise SettingError(

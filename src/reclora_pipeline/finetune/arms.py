@@ -4,9 +4,11 @@
 arm                    adapter                     gate input
 =====================  ==========================  =====================================
 reclora                personalized LoRA bank      CRM user representation (``user_repr``)
-vanilla_lora           peft LoRA (one, shared)     none
-reclora_no_retriever   personalized LoRA bank      ``user_repr``; prompts built upstream
-                                                   without the long-sequence retriever
+vanilla_lora           peft LoRA (one, shared)     none (ReLLa: retrieved-history prompts)
+tallrec                peft LoRA (one, shared)     none; recency prompts (the last K_text
+                                                   items: the TALLRec baseline)
+reclora_no_retriever   personalized LoRA bank      ``user_repr``; recency prompts (built
+                                                   without the long-sequence retriever)
 reclora_no_lens        personalized LoRA bank      learned user-id embedding (``user_ids``)
 =====================  ==========================  =====================================
 """
@@ -29,23 +31,28 @@ from reclora_pipeline.personalized_lora import (
 from reclora_pipeline.personalized_lora.injection import find_target_names
 from reclora_pipeline.personalized_lora.persistence import base_model_signature
 
-ARMS = ("reclora", "vanilla_lora", "reclora_no_retriever", "reclora_no_lens")
+ARMS = ("reclora", "vanilla_lora", "tallrec", "reclora_no_retriever", "reclora_no_lens")
 # Keys of a collated batch that the LLM takes (labels stay out: the loss is ours).
 MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids")
 
 
 @dataclass(frozen=True)
 class ArmSpec:
-    """How an arm is built: personalized bank or not, and what drives its gate."""
+    """How an arm is built: personalized bank or not, what drives its gate, which prompts."""
 
     personalized: bool
     user_input: str | None  # "user_repr", "user_ids" or None
+    # The few2many_samples column of its prompts: retrieved history or the most recent items.
+    prompt_column: str = "prompt"
 
 
 ARM_SPECS = {
     "reclora": ArmSpec(personalized=True, user_input="user_repr"),
     "vanilla_lora": ArmSpec(personalized=False, user_input=None),
-    "reclora_no_retriever": ArmSpec(personalized=True, user_input="user_repr"),
+    "tallrec": ArmSpec(personalized=False, user_input=None, prompt_column="recency_prompt"),
+    "reclora_no_retriever": ArmSpec(
+        personalized=True, user_input="user_repr", prompt_column="recency_prompt"
+    ),
     "reclora_no_lens": ArmSpec(personalized=True, user_input="user_ids"),
 }
 

@@ -51,9 +51,9 @@ class Subset:
 
 
 def prompt_column(arm: str) -> str:
-    """The no-retriever ablation reads the recency prompt; every other arm the retrieved one."""
-    check_arm(arm)
-    return "recency_prompt" if arm == "reclora_no_retriever" else "prompt"
+    """The few2many_samples column ``arm`` reads: recency prompts (tallrec, the no-retriever
+    ablation) or retrieved-history prompts (every other arm)."""
+    return check_arm(arm).prompt_column
 
 
 def subset(rows: pa.Table, name: str, arm: str) -> Subset:

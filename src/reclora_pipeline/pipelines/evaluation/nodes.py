@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.evaluation import plots
+from reclora_pipeline.evaluation import lens_readout
 from reclora_pipeline.evaluation.comparison import FIGURES, compare, model_probabilities
 from reclora_pipeline.evaluation.llm_scoring import (
     BaseModel,
@@ -59,6 +60,12 @@ def score_arm(
     return score_adapter(few2many_samples, adapter, arm, base, settings)
 
 
+def score_lens_readout(few2many_samples: DuckDBTable, settings: EvaluationSettings) -> pa.Table:
+    """P(Yes) of a logistic regression on the lens vectors RecLoRA's gates read, fit on the
+    LLM's train rows: what those rows learn from the lens without a language model."""
+    return lens_readout.score_lens_readout(few2many_samples, settings.lens_readout_l2)
+
+
 def summarize_gates(
     few2many_samples: DuckDBTable, adapter_reclora: Path, finetune_report_reclora: dict[str, Any]
 ) -> dict[str, Any]:
@@ -76,7 +83,7 @@ def compare_models(
 ) -> tuple[dict[str, Any], str, Figure, Figure, Figure]:
     """metrics.json, metrics.md and the comparison plots, all on the same test rows.
 
-    ``predictions`` are the LLMs' prediction tables, one per name in ``names``.
+    ``predictions`` are the LLMs' and baselines' prediction tables, one per name in ``names``.
     """
     test = labelled_rows(few2many_samples)
     llm_predictions = {name: table.arrow() for name, table in zip(names, predictions, strict=True)}

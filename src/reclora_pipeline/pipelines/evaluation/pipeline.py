@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Pipeline, node
 
-from reclora_pipeline.evaluation.comparison import FIGURES, LLM_MODELS
+from reclora_pipeline.evaluation.comparison import FIGURES, PREDICTED_MODELS
 from reclora_pipeline.finetune.arms import ARMS
 from reclora_pipeline.pipelines.evaluation import nodes
 from reclora_pipeline.pipelines.naming import named_partial, stage_pipeline
@@ -33,6 +33,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             )
             for arm in ARMS
         ),
+        node(
+            nodes.score_lens_readout,
+            ["few2many_samples", "params:evaluation"],
+            "predictions_lens_readout",
+            name="score_lens_readout",
+        ),
     ]
     return stage_pipeline(
         [
@@ -44,13 +50,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="summarize_gates",
             ),
             node(
-                # The prediction tables come positionally, one per name in LLM_MODELS.
-                named_partial(nodes.compare_models, names=LLM_MODELS),
+                # The prediction tables come positionally, one per name in PREDICTED_MODELS.
+                named_partial(nodes.compare_models, names=PREDICTED_MODELS),
                 [
                     "few2many_samples",
                     "crm_predictions",
                     "params:evaluation",
-                    *(f"predictions_{model}" for model in LLM_MODELS),
+                    *(f"predictions_{model}" for model in PREDICTED_MODELS),
                 ],
                 ["metrics", "metrics_table", *PLOTS],
                 name="compare_models",
