@@ -34,9 +34,10 @@ def test_fit_logistic_reaches_the_penalised_optimum():
     gradient = design.T @ (p - y) + np.r_[2.0 * weights[:3], 0.0]
     assert np.abs(gradient).max() < 1e-5
     # A stronger penalty shrinks the weights.
-    assert np.abs(fit_logistic(design, y.astype(float), l2=200.0)[:3]).sum() < np.abs(
-        weights[:3]
-    ).sum()
+    assert (
+        np.abs(fit_logistic(design, y.astype(float), l2=200.0)[:3]).sum()
+        < np.abs(weights[:3]).sum()
+    )
 
 
 def test_readout_learns_the_informative_unit_and_picks_l2_on_valid():

@@ -110,9 +110,7 @@ def compare(
     history = test.column("history_length").to_numpy()
     return Comparison(
         document,
-        metrics_markdown(
-            document, crm_names=(*settings.crms, *BASELINES), level=settings.ci_level
-        ),
+        metrics_markdown(document, crm_names=(*settings.crms, *BASELINES), level=settings.ci_level),
         (
             plots.roc_figure(labels, probs),
             plots.reliability_figure(labels, probs),

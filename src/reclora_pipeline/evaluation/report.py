@@ -104,7 +104,7 @@ def metrics_markdown(
         lines.append(
             f"| {name} | {auc} [{_fmt(m['auc_ci_low'])}, {_fmt(m['auc_ci_high'])}] "
             f"| {_fmt(m['logloss'])} | {_fmt(m['accuracy'])} | {int(m['n'])} "
-            f"| {m['n_users'] if 'n_users' in m else 'n/a'} |"
+            f"| {m.get('n_users', 'n/a')} |"
         )
     unit = document.get("bootstrap_unit", "row")
     lines += [

@@ -18,8 +18,7 @@ import pyarrow as pa
 from matplotlib.figure import Figure
 
 from reclora_pipeline.duckdb_store import DuckDBTable
-from reclora_pipeline.evaluation import plots
-from reclora_pipeline.evaluation import lens_readout
+from reclora_pipeline.evaluation import lens_readout, plots
 from reclora_pipeline.evaluation.comparison import FIGURES, compare, model_probabilities
 from reclora_pipeline.evaluation.llm_scoring import (
     BaseModel,
