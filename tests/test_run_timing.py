@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 
 from reclora_pipeline.pipeline_registry import STAGES, register_pipelines
-from reclora_pipeline.run_timing import TIMINGS_FILE, RunTimingHooks, stage_of, timing_report
+from reclora_pipeline.run_timing import (
+    TIMINGS_FILE,
+    RunTimingHooks,
+    stage_of,
+    timing_report,
+)
 
 
 def test_report_sums_nodes_per_stage():
@@ -18,6 +25,34 @@ def test_report_sums_nodes_per_stage():
     assert report["stages"] == {"ingest": 3.0, "ctr_lens": 3.0, "other": 0.5}
     assert report["total_seconds"] == 6.5
     assert list(report["nodes"]) == ["read_raw_tables", "filter_k_core", "train_din", "mystery"]
+    assert "peak_rss_gib" not in report
+
+
+def test_report_names_the_memory_high_water_mark_after_each_node():
+    report = timing_report(
+        {"read_raw_tables": 1.0, "train_din": 2.0},
+        {"read_raw_tables": "ingest", "train_din": "ctr_lens"},
+        {"read_raw_tables": 0.5, "train_din": 1.234},
+    )
+    assert report["peak_rss_gib_after_node"] == {"read_raw_tables": 0.5, "train_din": 1.23}
+    assert report["peak_rss_gib"] == 1.23
+
+
+def test_peak_rss_counts_what_a_process_and_its_children_touch_in_gib():
+    # A fresh interpreter, so that its high-water mark starts small; its child touches
+    # 1 GiB, which the parent sees once it has waited for the child.
+    script = """
+import subprocess, sys
+from reclora_pipeline.run_timing import peak_rss_gib
+before = peak_rss_gib()
+child = "b = bytearray(2**30); b[::4096] = b'x' * len(b[::4096])"
+subprocess.run([sys.executable, "-c", child], check=True)
+print(before, peak_rss_gib())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    before, after = map(float, done.stdout.split())
+    assert before < 1.0 < after < 2.0
 
 
 def test_every_node_of_full_has_its_stage_as_namespace():
@@ -44,3 +79,5 @@ def test_hook_writes_the_timings_file(tmp_path):
     report = json.loads((tmp_path / TIMINGS_FILE).read_text())
     assert set(report["stages"]) == {"ingest", "few2many"}
     assert report["nodes"]["ingest.read_raw_tables"] >= 0.05
+    assert set(report["peak_rss_gib_after_node"]) == set(report["nodes"])
+    assert report["peak_rss_gib"] > 0

@@ -108,7 +108,8 @@ def check_prompts(catalog: DataCatalog, has_profiles: bool, target_kind: str) ->
 
 
 def check_models(catalog: DataCatalog) -> None:
-    """CRMs, few2many subsets, both main arms, and metrics over the whole test subset."""
+    """CRMs, few2many subsets, both main arms, the lens read-out, and metrics over the whole
+    test subset."""
     assert set(catalog.load("ctr_lens_metrics")) == set(CRMS)
     subsets = catalog.load("few2many_summary")
     assert {name: subsets[name]["samples"] for name in ("train", "valid", "test")} == {
@@ -117,7 +118,7 @@ def check_models(catalog: DataCatalog) -> None:
     for arm in ("reclora", "vanilla_lora"):
         assert catalog.load(f"finetune_report_{arm}")["trained"], arm
     metrics = catalog.load("metrics")
-    assert set(metrics["models"]) == {"zero_shot", "reclora", "vanilla_lora", *CRMS}
+    assert set(metrics["models"]) == {"zero_shot", "reclora", "vanilla_lora", "lens_readout", *CRMS}
     for name, entry in metrics["models"].items():
         assert entry["n"] == FEW2MANY["n_test"], name
         assert 0.0 <= entry["auc"] <= 1.0 and entry["logloss"] > 0.0, name

@@ -8,7 +8,7 @@ import pytest
 from kedro.runner import SequentialRunner
 
 from reclora_pipeline.errors import UserInputError
-from reclora_pipeline.evaluation.comparison import LLM_MODELS
+from reclora_pipeline.evaluation.comparison import PREDICTED_MODELS
 from reclora_pipeline.finetune import launch
 from reclora_pipeline.finetune.request import FinetuneRequest, build_request
 from reclora_pipeline.finetune.run import user_dim
@@ -116,7 +116,7 @@ def test_scoring_node_rescores_from_the_persisted_adapter(trained):
 
 def test_test_rows_without_labels_are_a_clear_error(trained):
     catalog = trained
-    scoring = [f"evaluation.score_{name}" for name in LLM_MODELS]
+    scoring = [f"evaluation.score_{name}" for name in PREDICTED_MODELS]
     SequentialRunner().run(evaluation_pipeline().only_nodes(*scoring), catalog)
     table = catalog.load("few2many_samples")
     table.connection.execute(
