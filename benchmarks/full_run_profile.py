@@ -1,7 +1,8 @@
 """Profile the default job: `kedro run --pipeline full` in a scratch copy, then the LLM's
 achieved scoring rate against its raw forward rate on the same machine and prompts.
 
-Prints the wall time, the peak memory of the run, seconds per stage and per node (from
+Prints the wall time, the peak memory of the run, seconds per stage and per node and the
+memory high-water mark after each node (from
 data/08_reporting/run_timings.json), how the run computed (precision and threads from
 the reports), and for the LLM: the prompts/s the evaluation's zero-shot node achieved
 (500 test prompts, model load included) next to the best raw forward rate measured
@@ -41,9 +42,11 @@ def print_table(timings: dict) -> None:
     print(f"\n{'stage':12s} {'seconds':>8s}")
     for stage, seconds in timings["stages"].items():
         print(f"{stage:12s} {seconds:8.1f}")
-    print("\nnode seconds:")
+    # The high-water mark only grows, so the node where it jumps is the one that needed it.
+    peaks = timings.get("peak_rss_gib_after_node", {})
+    print(f"\n  {'node':48s} {'seconds':>8s} {'peak GiB after':>15s}")
     for node, seconds in timings["nodes"].items():
-        print(f"  {node:48s} {seconds:8.1f}")
+        print(f"  {node:48s} {seconds:8.1f} {peaks.get(node, float('nan')):15.2f}")
 
 
 def main() -> None:
@@ -87,6 +90,7 @@ def main() -> None:
         "peak_rss_gib": round(peak_gib, 2),
         "stages": timings["stages"],
         "nodes": timings["nodes"],
+        "peak_rss_gib_after_node": timings.get("peak_rss_gib_after_node"),
         "llm_achieved_prompts_per_s": round(achieved, 3),
         "llm_raw_best_prompts_per_s": raw_best,
         "llm_rates": rates,
