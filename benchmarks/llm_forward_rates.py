@@ -1,4 +1,5 @@
-"""The LLM's raw forward rate on real prompts: fp32 and bf16, 1 and 2 threads, interleaved.
+"""The LLM's raw forward rate on real prompts: fp32 (and bf16 where the CPU has it natively),
+1 and 2 threads, interleaved.
 
 The raw rate is what the model itself can do on these prompts: batches of length-sorted
 prompts, one forward each under ``torch.no_grad`` with only the last position projected
@@ -69,18 +70,27 @@ def raw_forward_seconds(model, token_lists, pad_id: int, batch_size: int, bf16: 
     return time.perf_counter() - started
 
 
+def native_precisions() -> tuple[bool, ...]:
+    """fp32, plus bf16 where the CPU multiplies it natively: emulated bf16 runs several
+    times slower than fp32 and would only make the benchmark long."""
+    info = cpu_info()
+    return (False, True) if info.amx or info.avx512_bf16 else (False,)
+
+
 def measure(
     model_folder: Path, prompts: list[str], batch_size: int, threads: list[int], rounds: int,
-    max_length: int = 512,
+    max_length: int = 512, precisions: tuple[bool, ...] | None = None,
 ) -> dict:  # fmt: skip
-    """Prompts/s of the raw forward and of ``score_prompts`` per (precision, threads)."""
+    """Prompts/s of the raw forward and of ``score_prompts`` per (precision, threads);
+    ``precisions`` (bf16 flags) defaults to :func:`native_precisions`."""
+    precisions = native_precisions() if precisions is None else precisions
     model, tokenizer = load_causal_lm(str(model_folder))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     token_lists = [truncate_left(ids, max_length) for ids in encode_prompts(tokenizer, prompts)]
-    configs = [(bf16, n) for bf16 in (False, True) for n in threads]
+    configs = [(bf16, n) for bf16 in precisions for n in threads]
     best: dict[str, float] = {}
     # A warm-up pass per precision: first calls pay oneDNN's kernel selection.
-    for bf16 in (False, True):
+    for bf16 in precisions:
         raw_forward_seconds(model, token_lists[:batch_size], pad_id, batch_size, bf16)
     for _ in range(rounds):
         for bf16, n in configs:

@@ -7,7 +7,13 @@ import torch
 from torch import nn
 
 from reclora_pipeline.errors import ParameterError, UserInputError
-from reclora_pipeline.finetune.arms import ARMS, ArmModel, build_arm, trainable_parameters
+from reclora_pipeline.finetune.arms import (
+    ARM_SPECS,
+    ARMS,
+    ArmModel,
+    build_arm,
+    trainable_parameters,
+)
 from reclora_pipeline.finetune.scoring import answer_loss
 from reclora_pipeline.finetune.tokenization import collate_training, encode_examples
 from reclora_pipeline.personalized_lora import PersonalizedLoraConfig
@@ -93,6 +99,8 @@ def test_reclora_reads_user_repr_and_no_lens_reads_user_ids():
     reclora, no_lens = make_arm("reclora"), make_arm("reclora_no_lens")
     for arm_model in (reclora, no_lens):
         perturb_lora(arm_model)
+    with torch.no_grad():  # as if trained: the user vectors start at zero
+        no_lens.user_embedding.weight.normal_(generator=torch.Generator().manual_seed(0))
     users = user_inputs()
     other_repr = users["user_repr"].flip(0)
     assert not torch.allclose(
@@ -105,6 +113,25 @@ def test_reclora_reads_user_repr_and_no_lens_reads_user_ids():
     assert not torch.allclose(
         logits(no_lens, **users), logits(no_lens, user_ids=torch.tensor([3, 1, 2]))
     )
+
+
+def test_no_lens_starts_every_user_at_the_same_gate():
+    # Users without training rows keep the zero vector: the average user's gate, not a
+    # random one.
+    no_lens = make_arm("reclora_no_lens")
+    perturb_lora(no_lens)
+    assert not no_lens.user_embedding.weight.any()
+    torch.testing.assert_close(
+        logits(no_lens, user_ids=torch.tensor([1, 2, 3])),
+        logits(no_lens, user_ids=torch.tensor([3, 0, 2])),
+    )
+
+
+def test_no_few2many_is_reclora_through_the_few_row_lens():
+    spec = ARM_SPECS["reclora_no_few2many"]
+    assert (spec.personalized, spec.user_input, spec.lens) == (True, "user_repr", "few_shot")
+    assert {s.lens for arm, s in ARM_SPECS.items() if arm != "reclora_no_few2many"} == {"full"}
+    assert make_arm("reclora_no_few2many").user_input == "user_repr"
 
 
 def test_vanilla_lora_ignores_user_inputs():

@@ -52,6 +52,9 @@ def test_ctr_lens_trains_every_crm_and_writes_user_representations(tmp_path, wor
     # user_repr carries the lens CRM's (din by default) probability next to its vectors.
     lens = user_repr.merge(predictions, on="sample_id")
     assert (lens.crm_probability == lens.din).all()
+    # What later stages rebuild the lens from: the settings it was trained with.
+    recipe = catalog.load("lens_recipe")
+    assert recipe["crm"] == "din" and recipe["training"]["max_epochs"] == 2
     for name in ("din", "sim", "deepfm"):
         assert predictions[name].between(0, 1).all()
     # The stored predictions are the ones the metrics were computed from.
@@ -68,6 +71,7 @@ def test_nodes_are_named_by_stage_and_take_every_crm_in_order():
         "ctr_lens.fit_ctr_vocabulary", "ctr_lens.build_ctr_features", "ctr_lens.train_din", "ctr_lens.train_sim",
         "ctr_lens.train_deepfm", "ctr_lens.summarize_ctr_lens",
         "ctr_lens.compute_user_representations", "ctr_lens.score_all_samples",
+        "ctr_lens.write_lens_recipe",
     }  # fmt: skip
     by_name = {node.name: node for node in pipeline.nodes}
     checkpoints = [f"ctr_checkpoint_{name}" for name in TRAINED_CRMS]

@@ -117,6 +117,9 @@ def check_models(catalog: DataCatalog) -> None:
     }
     for arm in ("reclora", "vanilla_lora"):
         assert catalog.load(f"finetune_report_{arm}")["trained"], arm
+    # The few-row lens is trained only for its ablation, which is off by default.
+    assert catalog.load("few_shot_lens_report") == {"trained": False}
+    assert catalog.load("few2many_samples_few_shot_lens").count() == 0
     metrics = catalog.load("metrics")
     assert set(metrics["models"]) == {"zero_shot", "reclora", "vanilla_lora", "lens_readout", *CRMS}
     for name, entry in metrics["models"].items():

@@ -17,6 +17,7 @@ from reclora_pipeline.pipelines.few2many import create_pipeline as few2many_pipe
 from reclora_pipeline.pipelines.finetune import create_pipeline as finetune_pipeline
 
 FEW2MANY = {"n_train": 16, "n_valid": 6, "n_test": 6}
+TRAINED = ("reclora", "vanilla_lora", "reclora_no_lens", "tallrec", "reclora_no_few2many")
 MAX_LENGTH = 128
 
 
@@ -37,7 +38,9 @@ def trained(tmp_path, upstream, database):
     catalog = upstream.catalog(
         tmp_path,
         few2many=FEW2MANY,
-        finetune=_finetune(tmp_path, ablations=["reclora_no_lens", "tallrec"]),
+        finetune=_finetune(
+            tmp_path, ablations=["reclora_no_lens", "tallrec", "reclora_no_few2many"]
+        ),
         evaluation={"n_bootstrap": 50, "batch_size": 4},
     )
     SequentialRunner().run(few2many_pipeline() + finetune_pipeline(), catalog)
@@ -47,7 +50,7 @@ def trained(tmp_path, upstream, database):
 def test_every_arm_trains_and_evaluation_writes_the_contract(trained, tmp_path):
     catalog = trained
     model = catalog.load("language_model")["name_or_path"]
-    for arm in ("reclora", "vanilla_lora", "reclora_no_lens", "tallrec"):
+    for arm in TRAINED:
         report = catalog.load(f"finetune_report_{arm}")
         assert report["trained"] and report["engine"].startswith("torch")
         # What evaluation reads to score with the same base model and prompt length.
@@ -63,7 +66,7 @@ def test_every_arm_trains_and_evaluation_writes_the_contract(trained, tmp_path):
     assert set(zero_shot["valid_auc"]) == {"prompt", "recency_prompt"}
     assert zero_shot["n_valid"] == FEW2MANY["n_valid"]
     column = {"tallrec": "recency_prompt"}
-    for arm in ("reclora", "vanilla_lora", "reclora_no_lens", "tallrec"):
+    for arm in TRAINED:
         report = catalog.load(f"finetune_report_{arm}")
         assert report["zero_shot_valid_auc"] == zero_shot["valid_auc"][column.get(arm, "prompt")]
         assert report["compute"]["precision"] in ("fp32", "bf16")
@@ -74,15 +77,16 @@ def test_every_arm_trains_and_evaluation_writes_the_contract(trained, tmp_path):
 
     metrics = catalog.load("metrics")
     assert set(metrics["models"]) == {
-        "zero_shot", "vanilla_lora", "reclora", "reclora_no_lens", "tallrec", "lens_readout",
-        "din", "sim", "deepfm",
+        "zero_shot", *TRAINED, "lens_readout", "din", "sim", "deepfm",
     }  # fmt: skip
     test_users = catalog.load("few2many_samples").df().query("subset == 'test'").user_id.nunique()
     for entry in metrics["models"].values():
         assert set(entry) >= {"auc", "logloss", "accuracy", "n", "auc_ci_low", "auc_ci_high"}
         assert entry["n"] == FEW2MANY["n_test"] and entry["n_users"] == test_users
     assert metrics["bootstrap_unit"] == "user"
-    assert {"reclora - lens_readout", "reclora - tallrec"} <= set(metrics["comparisons"])
+    assert {"reclora - lens_readout", "reclora - tallrec", "reclora - reclora_no_few2many"} <= set(
+        metrics["comparisons"]
+    )
     assert {"mlflow_tracking_uri", "mlflow_run_id"} <= set(metrics)
     assert {"precision", "torch_threads", "cpu", "amx"} <= set(metrics["compute"])
     assert "reclora - vanilla_lora" in metrics["comparisons"]
@@ -92,6 +96,21 @@ def test_every_arm_trains_and_evaluation_writes_the_contract(trained, tmp_path):
         assert catalog.load(f"{figure}_plot").startswith(b"\x89PNG")
     gates = catalog.load("gate_weights")
     assert len(gates["layers"]) == 4 and len(gates["weights"][0]) == 2
+
+
+def test_no_few2many_reads_the_same_rows_through_the_few_row_lens(trained):
+    catalog = trained
+    rows = catalog.load("few2many_samples").df().set_index("sample_id")
+    seen = catalog.load("few2many_samples_few_shot_lens").df().set_index("sample_id")
+    assert list(seen.columns) == list(rows.columns) and sorted(seen.index) == sorted(rows.index)
+    seen = seen.loc[rows.index]
+    assert (seen.prompt == rows.prompt).all() and (seen.label == rows.label).all()
+    # Another CRM (trained on the 16 train rows only) describes the users.
+    assert not (seen.crm_probability == rows.crm_probability).all()
+    assert {len(vector) for vector in seen.user_repr} == {len(rows.user_repr.iloc[0])}
+    report = catalog.load("few_shot_lens_report")
+    assert report["trained"] and report["crm"] == "din"
+    assert report["rows"] == {name: FEW2MANY[f"n_{name}"] for name in ("train", "valid", "test")}
 
 
 def test_stages_are_namespaced_and_evaluation_reads_only_its_own_parameters():

@@ -30,7 +30,7 @@ FIGURES = ("roc_curves", "reliability_curves", "auc_by_history")
 PAIRS = (
     ("reclora", "vanilla_lora"), ("reclora", "zero_shot"),
     ("vanilla_lora", "zero_shot"), ("reclora", None), ("reclora", "lens_readout"),
-    ("reclora", "tallrec"), ("vanilla_lora", "tallrec"),
+    ("reclora", "tallrec"), ("vanilla_lora", "tallrec"), ("reclora", "reclora_no_few2many"),
 )  # fmt: skip
 
 

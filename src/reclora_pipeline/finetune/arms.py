@@ -7,17 +7,24 @@ reclora                personalized LoRA bank      CRM user representation (``us
 vanilla_lora           peft LoRA (one, shared)     none (ReLLa: retrieved-history prompts)
 tallrec                peft LoRA (one, shared)     none; recency prompts (the last K_text
                                                    items: the TALLRec baseline)
+reclora_no_few2many    personalized LoRA bank      ``user_repr`` of the lens CRM retrained
+                                                   on the LLM's n_train rows alone
 reclora_no_retriever   personalized LoRA bank      ``user_repr``; recency prompts (built
                                                    without the long-sequence retriever)
-reclora_no_lens        personalized LoRA bank      learned user-id embedding (``user_ids``)
+reclora_no_lens        personalized LoRA bank      a learned per-user vector (``user_ids``),
+                                                   zero for users without training rows
 =====================  ==========================  =====================================
+
+reclora_no_lens is not a lens of any kind: it asks what a gate learns from user identity
+alone. Its vectors start at zero, so a user the train rows never showed gets the gate of
+the average user rather than a random one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -31,7 +38,14 @@ from reclora_pipeline.personalized_lora import (
 from reclora_pipeline.personalized_lora.injection import find_target_names
 from reclora_pipeline.personalized_lora.persistence import base_model_signature
 
-ARMS = ("reclora", "vanilla_lora", "tallrec", "reclora_no_retriever", "reclora_no_lens")
+ARMS = (
+    "reclora",
+    "vanilla_lora",
+    "tallrec",
+    "reclora_no_few2many",
+    "reclora_no_retriever",
+    "reclora_no_lens",
+)
 # Keys of a collated batch that the LLM takes (labels stay out: the loss is ours).
 MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids")
 
@@ -44,12 +58,16 @@ class ArmSpec:
     user_input: str | None  # "user_repr", "user_ids" or None
     # The few2many_samples column of its prompts: retrieved history or the most recent items.
     prompt_column: str = "prompt"
+    # Whose user_repr the gate reads: the lens trained on the full train split ("full") or
+    # the one retrained on the LLM's train rows alone ("few_shot").
+    lens: Literal["full", "few_shot"] = "full"
 
 
 ARM_SPECS = {
     "reclora": ArmSpec(personalized=True, user_input="user_repr"),
     "vanilla_lora": ArmSpec(personalized=False, user_input=None),
     "tallrec": ArmSpec(personalized=False, user_input=None, prompt_column="recency_prompt"),
+    "reclora_no_few2many": ArmSpec(personalized=True, user_input="user_repr", lens="few_shot"),
     "reclora_no_retriever": ArmSpec(
         personalized=True, user_input="user_repr", prompt_column="recency_prompt"
     ),
@@ -165,6 +183,9 @@ def build_arm(
         if n_users < 1:
             raise ParameterError(f"arm {arm!r} needs n_users >= 1, got {n_users}")
         embedding = nn.Embedding(n_users + 1, lora_config.user_dim)
+        # Zero = the average user's gate for everyone the train rows do not show (a random
+        # start would give those users a random gate that training never corrects).
+        nn.init.zeros_(embedding.weight)
     if spec.personalized:
         model = get_personalized_model(base_model, lora_config)
     else:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reclora_pipeline.compute import Bf16Setting, parse_bf16
+from reclora_pipeline.ctr.few_shot_lens import FewShotLensTraining
 from reclora_pipeline.errors import ParameterError, SettingError
 from reclora_pipeline.finetune.arms import ARMS
 from reclora_pipeline.personalized_lora import PersonalizedLoraConfig
@@ -155,6 +156,8 @@ class FinetuneStageSettings:
     launch: LaunchSettings = setting(default_factory=LaunchSettings)
     lora: PersonalizedLoraConfig = setting(default_factory=PersonalizedLoraConfig, parse=parse_lora)
     training: FinetuneSettings = setting(default_factory=FinetuneSettings)
+    # The lens CRM retrained on the n_train rows alone (the reclora_no_few2many ablation).
+    few_shot_lens: FewShotLensTraining = setting(default_factory=FewShotLensTraining)
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -16,6 +16,7 @@ import torch
 from reclora_pipeline.compute import use_threads
 from reclora_pipeline.ctr.feature_store import features_from_tensors, features_to_tensors
 from reclora_pipeline.ctr.features import CTRVocab
+from reclora_pipeline.ctr.few_shot_lens import lens_recipe
 from reclora_pipeline.ctr.lens import StateDict, load_crm, load_crms, train_and_test
 from reclora_pipeline.ctr.lens_tables import lens_probability, predictions_table, user_repr_table
 from reclora_pipeline.ctr.sample_features import sample_features
@@ -56,6 +57,11 @@ def train_ctr_model(
     state, metrics = train_and_test(name, vocab, features, settings)
     logger.info("%s: %s", name, metrics)
     return state, metrics
+
+
+def write_lens_recipe(settings: CtrLensSettings) -> dict[str, Any]:
+    """``lens_recipe``: the settings the lens CRM was built with, for few2many's few-row lens."""
+    return lens_recipe(settings)
 
 
 def summarize_ctr_lens(

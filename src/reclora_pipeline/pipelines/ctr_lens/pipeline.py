@@ -39,6 +39,9 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             *training,
             node(
+                nodes.write_lens_recipe, "params:ctr_lens", "lens_recipe", name="write_lens_recipe"
+            ),
+            node(
                 named_partial(nodes.summarize_ctr_lens, names=TRAINED_CRMS),
                 metrics,
                 "ctr_lens_metrics",

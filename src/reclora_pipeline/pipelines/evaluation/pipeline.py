@@ -5,7 +5,7 @@ from kedro.pipeline import Pipeline, node
 from reclora_pipeline.evaluation.comparison import FIGURES, PREDICTED_MODELS
 from reclora_pipeline.finetune.arms import ARMS
 from reclora_pipeline.pipelines.evaluation import nodes
-from reclora_pipeline.pipelines.naming import named_partial, stage_pipeline
+from reclora_pipeline.pipelines.naming import arm_samples, named_partial, stage_pipeline
 
 PLOTS = [f"{figure}_plot" for figure in FIGURES]
 
@@ -23,7 +23,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 named_partial(nodes.score_arm, arm=arm),
                 [
-                    "few2many_samples",
+                    arm_samples(arm),
                     f"adapter_{arm}",
                     f"finetune_report_{arm}",
                     "params:evaluation",

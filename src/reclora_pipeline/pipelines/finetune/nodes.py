@@ -11,17 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import pyarrow as pa
+import torch
 
 from reclora_pipeline.compute import use_threads
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.finetune import launch
 from reclora_pipeline.finetune.arms import ARMS
+from reclora_pipeline.finetune.lens_rows import through_few_shot_lens
 from reclora_pipeline.finetune.request import build_request
 from reclora_pipeline.finetune.run import user_dim
 from reclora_pipeline.finetune.settings import FinetuneStageSettings
 from reclora_pipeline.finetune.zero_shot import zero_shot_auc, zero_shot_valid
 
 NOT_TRAINED_FILE = "NOT_TRAINED"
+# The arm whose gates read the lens retrained on the Few2Many train rows.
+FEW_SHOT_LENS_ARM = "reclora_no_few2many"
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +43,27 @@ def score_zero_shot_valid(
     report = zero_shot_valid(few2many_samples.arrow(), model, arms, settings.training)
     logger.info("zero-shot valid AUC: %s", report["valid_auc"])
     return report
+
+
+def see_through_few_shot_lens(
+    few2many_samples: DuckDBTable,
+    ctr_features: dict[str, torch.Tensor],
+    ctr_vocabulary: dict[str, Any],
+    lens_recipe: dict[str, Any],
+    settings: FinetuneStageSettings,
+) -> tuple[pa.Table, dict[str, Any]]:
+    """``few2many_samples_few_shot_lens``: the Few2Many rows with ``user_repr`` and
+    ``crm_probability`` from the lens CRM retrained on the train rows alone (the gate input
+    of reclora_no_few2many), and that CRM's report; no rows when the arm is not trained."""
+    rows = few2many_samples.arrow()
+    if not settings.trains(FEW_SHOT_LENS_ARM):
+        return rows.slice(0, 0), {"trained": False}
+    use_threads(settings.torch_threads, "finetune.torch_threads")
+    seen, report = through_few_shot_lens(
+        rows, ctr_features, ctr_vocabulary, lens_recipe, settings.few_shot_lens
+    )
+    logger.info("few-row lens (%s): AUC by subset %s", report["crm"], report["auc"])
+    return seen, {"trained": True, **report}
 
 
 def finetune_arm(
