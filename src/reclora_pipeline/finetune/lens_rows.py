@@ -40,7 +40,7 @@ def with_lens(rows: pa.Table, lens_rows: pa.Table) -> pa.Table:
     if position.null_count:
         raise UserInputError(
             f"{position.null_count} few2many rows have no few-row lens output: rerun "
-            "few2many.train_few_shot_lens"
+            "finetune.see_through_few_shot_lens"
         )
     for name in LENS_COLUMNS:
         column = lens_rows.column(name).take(position)

@@ -60,7 +60,8 @@ def train_ctr_model(
 
 
 def write_lens_recipe(settings: CtrLensSettings) -> dict[str, Any]:
-    """``lens_recipe``: the settings the lens CRM was built with, for few2many's few-row lens."""
+    """``lens_recipe``: the settings the lens CRM was built with, for the few-row lens of
+    finetune.see_through_few_shot_lens (reclora_no_few2many)."""
     return lens_recipe(settings)
 
 
