@@ -85,6 +85,9 @@ def test_left_padded_batches_score_like_each_prompt_alone():
 def test_user_inputs_follow_their_prompts_through_the_length_sort(arm):
     arm_model = build_arm(arm, tiny_llama(len(TOKENIZER)), CONFIG, n_users=len(PROMPTS))
     perturb_lora(arm_model)
+    if arm_model.user_embedding is not None:  # as if trained: the user vectors start at zero
+        with torch.no_grad():
+            arm_model.user_embedding.weight.normal_(generator=torch.Generator().manual_seed(0))
     users = {
         "user_repr": torch.randn(len(PROMPTS), CONFIG.user_dim),
         "user_ids": torch.arange(1, len(PROMPTS) + 1),
