@@ -51,7 +51,8 @@ def run_seed(workspace: Path, seed: int, arms: list[str], extra_params: str) -> 
 
 
 def summarize(per_seed: dict[int, dict], arms: list[str]) -> dict[str, dict[str, float]]:
-    """Mean and sd of each arm's test AUC over seeds, and of its difference to the first CRM."""
+    """Mean and sd of each arm's test AUC over seeds (the paired differences are printed
+    per seed by :func:`print_table`)."""
     summary = {}
     for arm in arms:
         aucs = [metrics["models"][arm]["auc"] for metrics in per_seed.values()]

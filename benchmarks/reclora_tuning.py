@@ -21,6 +21,7 @@ import json
 import time
 from pathlib import Path
 
+from reclora_pipeline.finetune.settings import MAIN_ARMS
 from reclora_pipeline.workspace import make_workspace, run_kedro
 
 
@@ -44,7 +45,7 @@ def run_setting(workspace: Path, setting: dict[str, str], arms: list[str], from_
         nodes = ["--from-nodes", "few2many.select_llm_samples", "--to-nodes", ",".join(trains)]
     else:
         nodes = ["--nodes", ",".join(trains)]
-    ablations = [arm for arm in arms if arm not in ("reclora", "vanilla_lora")]
+    ablations = [arm for arm in arms if arm not in MAIN_ARMS]
     if ablations:
         params = ",".join(filter(None, [params, f"finetune.ablations={'+'.join(ablations)}"]))
     started = time.perf_counter()
