@@ -10,6 +10,7 @@ from reclora_pipeline.compute import (
     choose_precision,
     choose_threads,
     cpu_bf16_is_fast,
+    model_dtype,
     parse_bf16,
     read_cpu_info,
     use_precision,
@@ -106,3 +107,17 @@ def test_use_threads_sets_torch_and_warns(caplog):
         assert "item_text.torch_threads = 10000" in caplog.text
     finally:
         torch.set_num_threads(before)
+
+
+def test_model_dtype_auto_is_bf16_only_on_a_gpu_that_computes_in_it():
+    assert model_dtype("auto", True, "cpu", "k") is torch.float32
+    assert model_dtype("auto", False, "cuda", "k") is torch.float32
+    assert model_dtype("auto", True, "cuda", "k") is torch.bfloat16
+    assert model_dtype("fp16", False, "cuda:1", "k") is torch.float16
+    assert model_dtype("fp32", True, "cpu", "k") is torch.float32
+
+
+@pytest.mark.parametrize("setting", ["bf16", "fp16"])
+def test_half_weights_on_a_cpu_are_refused_with_the_setting(setting):
+    with pytest.raises(SettingError, match="finetune.training.model_dtype.*bf16: true"):
+        model_dtype(setting, True, "cpu", "finetune.training.model_dtype")

@@ -191,6 +191,28 @@ def choose_precision(
     return Precision(bool(setting), f"forced by {key} on {where}")
 
 
+ModelDtype = Literal["auto", "fp32", "bf16", "fp16"]
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def model_dtype(
+    setting: ModelDtype, bf16: bool, device: torch.device | str, key: str
+) -> torch.dtype:
+    """The dtype a model's weights are loaded in on ``device``; ``bf16`` is the resolved
+    precision. "auto": bf16 on a GPU that computes in bf16, fp32 elsewhere (a CPU keeps
+    fp32 weights and autocasts). Half weights are refused on a CPU: its training and
+    scoring paths autocast instead."""
+    device = torch.device(device)
+    if setting == "auto":
+        return torch.bfloat16 if device.type == "cuda" and bf16 else torch.float32
+    if setting != "fp32" and device.type != "cuda":
+        raise SettingError(
+            key, setting, "fp32 or auto on a CPU",
+            "half-precision weights need a CUDA GPU; for bf16 compute on a CPU set bf16: true",
+        )  # fmt: skip
+    return _DTYPES[setting]
+
+
 def available_cores() -> int:
     """CPUs this process may run on (its affinity mask, e.g. a container's share)."""
     try:

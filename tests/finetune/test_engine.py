@@ -152,6 +152,15 @@ def test_shipped_configs_fill_their_auto_fields(toy, name):
     assert config["gradient_accumulation_steps"] == 3
     assert config["gradient_clipping"] == 1.0
     assert config["bf16"]["enabled"] is False  # bf16 off (and no GPU: autocast instead)
+    assert "fp16" not in config
+
+
+def test_fp16_weights_turn_on_deepspeeds_fp16_mode_and_refuse_bf16(toy):
+    settings = toy.settings(model_dtype="fp16")
+    config = load_deepspeed_config(DEEPSPEED_CONFIGS / "zero2.json", settings)
+    assert config["fp16"] == {"enabled": True} and config["bf16"]["enabled"] is False
+    with pytest.raises(ParameterError, match="model_dtype.*bf16: false"):
+        toy.settings(model_dtype="fp16", bf16=True)
 
 
 def test_auto_falls_back_to_torch_with_a_warning(toy, monkeypatch, caplog):

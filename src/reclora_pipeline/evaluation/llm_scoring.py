@@ -78,9 +78,9 @@ def score_base_model(
     precision = use_compute(settings)
     # vanilla_lora reads the same retrieved-history prompts, without any user input.
     rows, sample_ids = rows_to_score(few2many_samples, "vanilla_lora")
-    model, tokenizer = load_causal_lm(base.name)
+    model, tokenizer = load_causal_lm(base.name, device=scoring_device())
     probs = score_prompts(
-        model.to(scoring_device()), tokenizer, rows.prompts, batch_size=settings.batch_size,
+        model, tokenizer, rows.prompts, batch_size=settings.batch_size,
         bf16=precision.bf16, progress=True, max_length=base.max_length,
     )  # fmt: skip
     return predictions_table(sample_ids, probs)
@@ -96,9 +96,9 @@ def score_adapter(
     """P(Yes) of ``arm`` loaded from its persisted adapter, per test sample."""
     precision = use_compute(settings)
     rows, sample_ids = rows_to_score(few2many_samples, arm)
-    model, tokenizer = load_causal_lm(base.name)
+    model, tokenizer = load_causal_lm(base.name, device=scoring_device())
     probs = score(
-        load_arm(adapter, model).to(scoring_device()), tokenizer, rows, settings.batch_size,
+        load_arm(adapter, model).to(scoring_device()),  # the adapters load on the CPU tokenizer, rows, settings.batch_size,
         precision.bf16, base.max_length, progress=True,
     )  # fmt: skip
     return predictions_table(sample_ids, probs)

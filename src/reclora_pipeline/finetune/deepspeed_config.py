@@ -80,7 +80,11 @@ def load_deepspeed_config(
     bf16 = config.setdefault("bf16", {"enabled": "auto"})
     if isinstance(bf16, dict) and bf16.get("enabled") == "auto":
         # On CPU the trainer autocasts instead: DeepSpeed would cast the whole model.
-        bf16["enabled"] = settings.bf16 and torch.cuda.is_available()
+        half = settings.model_dtype != "fp16"
+        bf16["enabled"] = bool(settings.bf16) and half and torch.cuda.is_available()
+    if settings.model_dtype == "fp16":
+        # fp16 weights train only under DeepSpeed's loss scaling (GPUs without bf16).
+        config.setdefault("fp16", {"enabled": True})
     zero = config.get("zero_optimization", {})
     stage = zero.get("stage", 0) if isinstance(zero, dict) else None
     if stage not in (0, 1, 2, 3):

@@ -20,12 +20,12 @@ def init_deepspeed_distributed(world_size: int = 1) -> Any:
     # A launcher (deepspeed, torchrun) sets these; a plain `kedro run` is one process.
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     if "MASTER_PORT" not in os.environ:
-        os.environ["MASTER_PORT"] = str(_free_port())
+        os.environ["MASTER_PORT"] = str(free_port())
     for key, value in (("RANK", "0"), ("WORLD_SIZE", str(world_size)), ("LOCAL_RANK", "0")):
         os.environ.setdefault(key, value)
     deepspeed = import_deepspeed()
     accelerator = deepspeed.get_accelerator()
-    if accelerator.device_name() == "cpu" and int(os.environ["WORLD_SIZE"]) == 1:
+    if accelerator.device_name() == "cpu":
         _skip_shared_memory_comm(deepspeed)
     deepspeed.init_distributed(dist_backend=accelerator.communication_backend_name())
     return deepspeed
@@ -59,12 +59,13 @@ def _skip_shared_memory_comm(deepspeed: Any) -> None:
     """Mark DeepSpeed's CPU shared-memory all-reduce op unavailable for this process.
 
     On CPU, ``init_distributed`` JIT-compiles that C++ op (about a minute on two cores,
-    cached under TORCH_EXTENSIONS_DIR) although one process never reduces across
-    processes. DeepSpeed builds it only if its op compatibility table says so, so we set
-    that entry to False. The table is otherwise probed on first access by compiling test
-    programs (which prints linker errors for missing libraries such as libaio); in
-    DeepSpeed 0.19.8 only this check reads it, so an unprobed table holds just our entry.
-    Several CPU processes keep the op: there it speeds up all-reduce.
+    cached under TORCH_EXTENSIONS_DIR, and a C++ compiler is needed). One process never
+    reduces across processes, and several CPU processes (the data-parallel check) reduce
+    a few adapter gradients per step, which gloo does fast enough. DeepSpeed builds it
+    only if its op compatibility table says so, so we set that entry to False. The table
+    is otherwise probed on first access by compiling test programs (which prints linker
+    errors for missing libraries such as libaio); in DeepSpeed 0.19.8 only this check
+    reads it, so an unprobed table holds just our entry.
     """
     try:
         from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder
@@ -75,7 +76,8 @@ def _skip_shared_memory_comm(deepspeed: Any) -> None:
         logger.debug("could not skip DeepSpeed's shared-memory op: %s", exc)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -19,8 +19,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 
+from reclora_pipeline.compute import available_cores
 from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.finetune.deepspeed_setup import free_port
 from reclora_pipeline.finetune.request import FinetuneRequest
 from reclora_pipeline.finetune.run import run_request
 from reclora_pipeline.finetune.settings import LaunchSettings
@@ -29,6 +32,8 @@ REQUEST_FILE = "request.json"
 ROWS_FILE = "few2many_samples.parquet"
 REPORT_FILE = "report.json"
 ADAPTER_FOLDER = "adapter"
+# Per-process training rows and valid scores (finetune.run.train_arm's record_dir).
+RECORD_FOLDER = "record"
 
 
 def finetune(
@@ -70,7 +75,8 @@ def launcher_command(run_dir: Path, num_gpus: int, hostfile: str | None) -> list
             raise ParameterError(
                 f"finetune.launch.num_gpus must be a positive integer, got {num_gpus!r}"
             )
-        placement = ["--num_gpus", str(num_gpus)]
+        # A free port: the launcher's default (29500) may be held by another job.
+        placement = ["--num_gpus", str(num_gpus), "--master_port", str(free_port())]
     return [executable, *placement, "--module", __name__, "--run-dir", str(run_dir)]
 
 
@@ -90,12 +96,17 @@ def run_launched_process(run_dir: Path) -> dict[str, Any]:
     """Train as one process of the launched job; rank 0 writes the adapter and report."""
     request = FinetuneRequest.from_dict(json.loads((run_dir / REQUEST_FILE).read_text()))
     rank = int(os.environ.get("RANK", "0"))
+    if not torch.cuda.is_available():
+        # CPU processes on one machine share its cores rather than each taking all of them.
+        per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+        torch.set_num_threads(max(1, available_cores() // max(per_machine, 1)))
     report = run_request(
         request,
         pq.read_table(run_dir / ROWS_FILE),
         run_dir / ADAPTER_FOLDER,
         world_size=int(os.environ.get("WORLD_SIZE", "1")),
         progress=rank == 0,
+        record_dir=run_dir / RECORD_FOLDER,
     )
     if rank == 0:
         (run_dir / REPORT_FILE).write_text(json.dumps(report, indent=2))

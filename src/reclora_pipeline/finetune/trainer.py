@@ -26,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.finetune.data_parallel import mean_over_ranks, sum_over_ranks
 from reclora_pipeline.finetune.engine import TrainingEngine
 from reclora_pipeline.finetune.settings import PREFIX, FinetuneSettings
 
@@ -200,11 +201,13 @@ def _end_epoch(
     """Validate, update the best state and early stopping, checkpoint; the history record."""
     start = time.perf_counter()
     auc = _evaluate(engine, evaluate)
+    # Data-parallel processes apply equally many micro-batches: the mean of their mean
+    # losses is the epoch's mean loss, and their rates add up.
     record = {
         "epoch": run.epoch,
-        "train_loss": run.loss_sum / max(run.batches_done, 1),
+        "train_loss": mean_over_ranks(run.loss_sum / max(run.batches_done, 1)),
         "valid_auc": auc,
-        "samples_per_s": run.samples / max(run.train_seconds, 1e-9),
+        "samples_per_s": sum_over_ranks(run.samples / max(run.train_seconds, 1e-9)),
         "seconds": run.train_seconds + time.perf_counter() - start,
     }
     run.history.append(record)

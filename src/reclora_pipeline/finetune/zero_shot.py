@@ -27,8 +27,7 @@ def zero_shot_valid(
     """Valid AUC of ``model_name`` without adapters, per prompt column ``arms`` read."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = use_precision(settings.bf16, device, f"{PREFIX}.bf16")
-    model, tokenizer = load_causal_lm(model_name)
-    model.to(device)
+    model, tokenizer = load_causal_lm(model_name, device=device)
     valid_auc, n_valid = {}, 0
     for column in sorted({prompt_column(arm) for arm in arms}):
         arm = next(arm for arm in arms if prompt_column(arm) == column)

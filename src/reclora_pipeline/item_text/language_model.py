@@ -87,9 +87,21 @@ def check_causal_lm(name_or_path: str, parameter: str = "item_text.model") -> Au
     return config
 
 
-def load_causal_lm(name_or_path: str) -> tuple[PreTrainedModel, AutoTokenizer]:
-    """Model (eval mode, fp32) and tokenizer."""
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch.float32)
+def load_causal_lm(
+    name_or_path: str,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device | None = None,
+) -> tuple[PreTrainedModel, AutoTokenizer]:
+    """Model (eval mode, in ``dtype``, on ``device``: the CPU by default) and tokenizer.
+
+    A GPU model is loaded straight onto its device: a 7B model loaded on the host first
+    would hold a second full copy in each process's RAM.
+    """
+    options: dict = {"dtype": dtype}
+    if device is not None and torch.device(device).type != "cpu":
+        options["device_map"] = {"": str(device)}
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, **options)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     if tokenizer.pad_token is None:
