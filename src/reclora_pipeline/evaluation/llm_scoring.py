@@ -98,7 +98,8 @@ def score_adapter(
     rows, sample_ids = rows_to_score(few2many_samples, arm)
     model, tokenizer = load_causal_lm(base.name, device=scoring_device())
     probs = score(
-        load_arm(adapter, model).to(scoring_device()),  # the adapters load on the CPU tokenizer, rows, settings.batch_size,
+        # The adapters load on the CPU: moved to the base model's device.
+        load_arm(adapter, model).to(scoring_device()), tokenizer, rows, settings.batch_size,
         precision.bf16, base.max_length, progress=True,
     )  # fmt: skip
     return predictions_table(sample_ids, probs)
