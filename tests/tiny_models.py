@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 WORDS = [
@@ -27,16 +27,24 @@ WORDS = [
 ]
 
 
-def word_tokenizer(extra_words: list[str] | None = None) -> PreTrainedTokenizerFast:
-    """A whitespace word-level tokenizer over a small vocabulary (unknown words -> [UNK])."""
-    vocab = {"[PAD]": 0, "[UNK]": 1, "</s>": 2}
+def word_tokenizer(
+    extra_words: list[str] | None = None, bos: bool = False
+) -> PreTrainedTokenizerFast:
+    """A whitespace word-level tokenizer over a small vocabulary (unknown words -> [UNK]);
+    with ``bos``, it has a ``<s>`` token that it puts first when adding special tokens."""
+    vocab = {"[PAD]": 0, "[UNK]": 1, "</s>": 2, **({"<s>": 3} if bos else {})}
     for word in WORDS + list(extra_words or []):
         vocab.setdefault(word, len(vocab))
     backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    if bos:
+        backend.post_processor = processors.TemplateProcessing(
+            single="<s> $A", special_tokens=[("<s>", vocab["<s>"])]
+        )
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", eos_token="</s>"
-    )
+        tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", eos_token="</s>",
+        **({"bos_token": "<s>"} if bos else {}),
+    )  # fmt: skip
 
 
 def tiny_llama(vocab_size: int = 64, seed: int = 0) -> LlamaForCausalLM:

@@ -27,6 +27,8 @@ def test_item_text_pipeline_on_fixture_data(tmp_path, world, database):
     samples = catalog.load("samples").count()
     assert summary["samples"] == samples and summary["embedding_dim"] == 4
     assert summary["items_embedded"] == catalog.load("items").count()
+    # The tiny model's tokenizer has no chat template: auto falls back to plain.
+    assert summary["prompt_template"]["name"] == "plain"
     histories = catalog.load("retrieved_histories").df()
     assert len(histories) == samples
     assert histories.text_history_item_ids.map(len).between(1, 3).all()

@@ -31,16 +31,27 @@ def embedding_lookup(item_embeddings: DuckDBTable, metric: str) -> torch.Tensor:
     return retrieval.normalised_table(lookup, metric)
 
 
-def _retrieve_batch(
-    batch: pa.RecordBatch, lookup: torch.Tensor, settings: ItemTextSettings
+def retrieval_recipe(settings: ItemTextSettings) -> retrieval.RetrievalRecipe:
+    """The retrieval part of ``settings`` (what predict needs to retrieve new rows' histories)."""
+    return retrieval.RetrievalRecipe(
+        similarity=settings.similarity,
+        k_text=settings.k_text,
+        text_retrieval=settings.text_retrieval,
+        k_crm=settings.k_crm,
+        crm_retrieval=settings.crm_retrieval,
+    )
+
+
+def retrieve_batch(
+    batch: pa.RecordBatch | pa.Table, lookup: torch.Tensor, recipe: retrieval.RetrievalRecipe
 ) -> pa.Table:
+    """The id columns of ``batch`` with the text-side and CRM-side history lists picked from
+    its ``history_item_ids`` / ``history_ratings`` (``lookup``: :func:`embedding_lookup`)."""
     history, lengths = retrieval.padded(batch.column("history_item_ids"), np.int64)
     ratings, _ = retrieval.padded(batch.column("history_ratings"), np.float32)
     targets = batch.column("item_id").to_numpy()
     out = {name: batch.column(name) for name in ID_COLUMNS}
-    sides = (("text", settings.k_text, settings.text_retrieval),
-             ("crm", settings.k_crm, settings.crm_retrieval))  # fmt: skip
-    for side, k, strategy in sides:
+    for side, k, strategy in recipe.sides():
         positions, counts = retrieval.select_positions(
             history, lengths, targets, k, strategy, lookup
         )
@@ -57,12 +68,13 @@ def retrieve_histories(
     """Text-side (K_text) and CRM-side (K_crm) histories of every sample, in chronological
     order, each picked by its retrieval strategy; samples in ``sample_id`` order."""
     lookup = embedding_lookup(item_embeddings, settings.similarity)
+    recipe = retrieval_recipe(settings)
     columns = ", ".join((*ID_COLUMNS, "history_item_ids", "history_ratings"))
     reader = samples.connection.sql(
         f"SELECT {columns} FROM {samples.sql_name} ORDER BY sample_id"
     ).to_arrow_reader(BATCH_ROWS)
     started = time.perf_counter()
-    parts = [_retrieve_batch(batch, lookup, settings) for batch in reader]
+    parts = [retrieve_batch(batch, lookup, recipe) for batch in reader]
     table = pa.concat_tables(parts)
     elapsed = time.perf_counter() - started
     logger.info("retrieved histories for %d samples in %.1f s (%.0f samples/s)",

@@ -16,6 +16,8 @@ import pyarrow as pa
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from reclora_pipeline.item_text import prompts
+from reclora_pipeline.item_text.model_template import ModelTemplate
+from reclora_pipeline.item_text.retrieval import RetrievalRecipe
 from reclora_pipeline.missing import is_missing
 
 ID_COLUMNS = ("sample_id", "user_id", "item_id", "label", "split")
@@ -42,8 +44,10 @@ def prompt_table(
     template: prompts.PromptTemplate,
     tokenizer: PreTrainedTokenizerBase,
     max_prompt_tokens: int,
+    model_template: ModelTemplate | None = None,
 ) -> pa.Table:
-    """Prompt, answer, token count and kept history size for each row.
+    """Prompt, answer, token count and kept history size for each row, the prompts in
+    ``model_template`` (default ``auto``).
 
     ``rows`` has the id columns and two list columns (item ids, ratings) named by
     ``history_columns``; the history goes into the prompt in the order given.
@@ -60,6 +64,7 @@ def prompt_table(
         histories,
         [titles[int(item)] for item in rows.item_id],
         max_prompt_tokens,
+        model_template,
     )
     columns: dict[str, Any] = {name: rows[name].to_numpy() for name in ID_COLUMNS}
     columns.update(
@@ -86,15 +91,25 @@ class PromptRecipe:
     ml1m_codes: bool
     # History items in the prompt (item_text.k_text).
     k_text: int
+    # How the user turn is wrapped for the model (item_text.prompt_template, as resolved).
+    prompt_template: ModelTemplate = ModelTemplate()
+    # How the histories were retrieved (predict repeats it); None in recipes written before.
+    retrieval: RetrievalRecipe | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {**dataclasses.asdict(self), "template": dataclasses.asdict(self.template)}
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PromptRecipe:
-        """The recipe :meth:`to_dict` wrote."""
-        return cls(**{**data, "template": prompts.PromptTemplate(**data["template"])})
+        """The recipe :meth:`to_dict` wrote (one written before prompt templates: ``auto``)."""
+        return cls(**{
+            **data,
+            "template": prompts.PromptTemplate(**data["template"]),
+            "prompt_template": ModelTemplate.from_dict(data.get("prompt_template")),
+            "retrieval": RetrievalRecipe.from_dict(data["retrieval"]) if data.get("retrieval")
+            else None,
+        })  # fmt: skip
 
 
 def render_prompt_table(
@@ -104,7 +119,7 @@ def render_prompt_table(
     users: pd.DataFrame,
     recipe: PromptRecipe,
 ) -> pa.Table:
-    """:func:`prompt_table` with the titles, profiles, template, tokenizer and token budget
+    """:func:`prompt_table` with the titles, profiles, templates, tokenizer and token budget
     of ``recipe``."""
     return prompt_table(
         rows,
@@ -114,4 +129,5 @@ def render_prompt_table(
         recipe.template,
         AutoTokenizer.from_pretrained(recipe.tokenizer),
         recipe.max_prompt_tokens,
+        recipe.prompt_template,
     )

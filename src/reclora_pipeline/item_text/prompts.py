@@ -1,4 +1,4 @@
-"""ReLLa-style Yes/No prompts: user profile, rated history, target item, in the model's chat format."""
+"""ReLLa-style Yes/No prompts: user profile, rated history, target item, in the model's prompt template."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.item_text.model_template import ModelTemplate, resolve_template
 from reclora_pipeline.missing import is_missing, text_or_none
 
 # MovieLens-1M codes (README of ML-1M). ML-100K stores real ages and occupation names.
@@ -129,13 +130,14 @@ def user_text(
     )
 
 
-def chat_prompt(tokenizer: PreTrainedTokenizerBase, text: str) -> str:
-    """``text`` as a user turn in the model's chat template, ready for the answer."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
-        )
-    return f"{text}\nAnswer: "
+def chat_prompt(
+    tokenizer: PreTrainedTokenizerBase, text: str, model_template: ModelTemplate | None = None
+) -> str:
+    """``text`` as a user turn in the model's prompt template (``auto`` by default: its chat
+    template, else ``plain``), ready for the answer. Resolves the template on every call:
+    render many prompts with :func:`render_prompts` or one
+    :func:`~reclora_pipeline.item_text.model_template.resolve_template`."""
+    return resolve_template(model_template or ModelTemplate(), tokenizer).render(text)
 
 
 def render_prompts(
@@ -145,21 +147,25 @@ def render_prompts(
     histories: Sequence[Sequence[tuple[str, float]]],
     targets: Sequence[str],
     max_prompt_tokens: int,
+    model_template: ModelTemplate | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Chat prompts, their token counts and how many history items each kept.
+    """Prompts in ``model_template`` (default ``auto``), their token counts and how many
+    history items each kept.
 
     A prompt over ``max_prompt_tokens`` loses its oldest history items, one at a
-    time, until it fits; the profile, the question and the target always stay.
+    time, until it fits; the profile, the question and the target always stay. Counts
+    are of the rendered strings encoded with ``add_special_tokens=False``, as finetune
+    encodes them (``finetune.tokenization.encode_prompts``).
     """
+    wrapper = resolve_template(model_template or ModelTemplate(), tokenizer)
     kept = np.array([len(history) for history in histories], dtype=np.int64)
 
     def render(rows: np.ndarray) -> tuple[list[str], np.ndarray]:
         texts = [
-            chat_prompt(
-                tokenizer,
+            wrapper.render(
                 user_text(
                     template, profiles[i], histories[i][len(histories[i]) - kept[i] :], targets[i]
-                ),
+                )
             )
             for i in rows
         ]

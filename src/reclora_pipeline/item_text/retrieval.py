@@ -7,6 +7,10 @@ samples or history positions.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import torch
@@ -15,6 +19,34 @@ from reclora_pipeline.errors import ParameterError
 
 STRATEGIES = ("semantic", "recency")
 METRICS = ("cosine", "dot")
+
+
+@dataclass(frozen=True)
+class RetrievalRecipe:
+    """How the retriever picked each sample's two histories (item_text's settings).
+
+    item_text records it in ``prompt_recipe`` so that predict retrieves the histories of
+    new rows exactly as the samples' were retrieved.
+    """
+
+    similarity: str
+    k_text: int
+    text_retrieval: str
+    k_crm: int
+    crm_retrieval: str
+
+    def sides(self) -> tuple[tuple[str, int, str], ...]:
+        """(side, k, strategy) of the text-side and the CRM-side history."""
+        return (("text", self.k_text, self.text_retrieval), ("crm", self.k_crm, self.crm_retrieval))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RetrievalRecipe:
+        """The recipe :meth:`to_dict` wrote."""
+        return cls(**data)
 
 
 def padded(lists: pa.ListArray | pa.ChunkedArray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:

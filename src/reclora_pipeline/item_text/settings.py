@@ -7,6 +7,7 @@ from typing import Literal
 
 from reclora_pipeline.compute import Bf16Setting, parse_bf16
 from reclora_pipeline.errors import SettingError
+from reclora_pipeline.item_text.model_template import ModelTemplate, parse_model_template
 from reclora_pipeline.item_text.prompts import TEMPLATE_FIELDS, missing_fields
 from reclora_pipeline.typed_settings import check_fields, setting
 
@@ -39,6 +40,9 @@ class ItemTextSettings:
     # None = by the dataset family (books for GoodReads, otherwise movies).
     template: str | None = None
     templates: dict[str, dict[str, str]] = setting(default_factory=dict)
+    # How the user turn is wrapped for the model: auto | chat | plain | vicuna_v1.1 |
+    # {format: "...{text}..."} (model_template.py); resolved against the tokenizer later.
+    prompt_template: ModelTemplate = setting(ModelTemplate(), parse=parse_model_template)
     seed: int = setting(0, minimum=0)
 
     def __post_init__(self) -> None:

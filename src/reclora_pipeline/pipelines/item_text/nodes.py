@@ -82,12 +82,17 @@ def build_prompts(
 
 
 def summarize_item_text(
-    item_embeddings: DuckDBTable, prompts_table: DuckDBTable, settings: ItemTextSettings
+    item_embeddings: DuckDBTable,
+    prompts_table: DuckDBTable,
+    language_model_info: dict[str, Any],
+    settings: ItemTextSettings,
 ) -> dict[str, Any]:
-    """Counts and prompt-length statistics, and how the embeddings were computed."""
+    """Counts and prompt-length statistics, the prompt template used, and how the
+    embeddings were computed."""
     precision = choose_precision(settings.bf16, "cpu", "item_text.bf16")
     threads = choose_threads(settings.torch_threads, "item_text.torch_threads")
     summary = {**item_text_summary(item_embeddings, prompts_table),
+               "prompt_template": language_model_info.get("prompt_template"),
                "embedding_compute": compute_facts(precision, threads)}  # fmt: skip
     logger.info("item_text summary: %s", summary)
     return summary

@@ -43,7 +43,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.summarize_item_text,
-                ["item_embeddings", "prompts", "params:item_text"],
+                ["item_embeddings", "prompts", "language_model", "params:item_text"],
                 "item_text_summary",
                 name="summarize_item_text",
             ),
