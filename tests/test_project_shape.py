@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reclora_pipeline.pipeline_registry import STAGES, register_pipelines
+from reclora_pipeline.pipeline_registry import AFTER_TRAINING, STAGES, register_pipelines
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "reclora_pipeline"
 PIPELINES = PACKAGE / "pipelines"
@@ -38,7 +38,7 @@ def _body_lines(function: ast.FunctionDef) -> int:
     return body[-1].end_lineno - body[0].lineno + 1 if body else 0
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", STAGES + AFTER_TRAINING)
 def test_node_bodies_are_short(stage):
     long = {f.name: _body_lines(f) for f in _functions(PIPELINES / stage / "nodes.py")
             if _body_lines(f) > MAX_NODE_BODY_LINES}  # fmt: skip
@@ -56,7 +56,7 @@ def test_no_sql_and_no_kedro_outside_the_pipelines():
     assert not kedro, f"library modules importing kedro: {kedro}"
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", STAGES + AFTER_TRAINING)
 def test_each_stage_reads_only_its_own_parameters(stage):
     pipeline = register_pipelines()[stage]
     params = {name for name in pipeline.inputs() if name.startswith("params:")}

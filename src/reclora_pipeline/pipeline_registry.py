@@ -1,4 +1,4 @@
-"""Pipeline registry: one pipeline per stage, plus ``full`` = all stages in order."""
+"""Pipeline registry: one pipeline per stage, ``full`` = all stages in order, and ``predict``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from kedro.pipeline import Pipeline
 # The order of the RecLoRA flow. Stages whose package does not exist yet are
 # skipped, so ``full`` always means "every stage this version of the package has".
 STAGES = ("ingest", "item_text", "ctr_lens", "few2many", "finetune", "evaluation")
+# Pipelines run after training, on its outputs: registered on their own, never in ``full``.
+AFTER_TRAINING = ("predict",)
 
 
 def _stage_pipeline(stage: str) -> Pipeline | None:
@@ -20,7 +22,8 @@ def _stage_pipeline(stage: str) -> Pipeline | None:
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Register every stage's pipeline, ``full`` and ``__default__`` (= ``full``).
+    """Register every stage's pipeline, ``full``, ``__default__`` (= ``full``) and the
+    pipelines that run after training (``predict``).
 
     Stages are imported explicitly rather than through ``find_pipelines``: kedro
     1.7 restricts that discovery to the pipeline names given on the command
@@ -36,4 +39,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         full += stage_pipeline
     pipelines["full"] = full
     pipelines["__default__"] = full
+    for name in AFTER_TRAINING:
+        extra = _stage_pipeline(name)
+        if extra is not None:
+            pipelines[name] = extra
     return pipelines

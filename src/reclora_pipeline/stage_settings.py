@@ -11,9 +11,10 @@ from reclora_pipeline.few2many.settings import Few2ManySettings
 from reclora_pipeline.finetune.settings import FinetuneStageSettings
 from reclora_pipeline.ingest.settings import IngestSettings
 from reclora_pipeline.item_text.settings import ItemTextSettings
+from reclora_pipeline.predict.settings import PredictSettings
 from reclora_pipeline.typed_settings import parse
 
-# Parameter group (= stage name) -> the settings class it is parsed into.
+# Parameter group (= pipeline name) -> the settings class it is parsed into.
 STAGE_SETTINGS: dict[str, type] = {
     "ingest": IngestSettings,
     "item_text": ItemTextSettings,
@@ -21,6 +22,8 @@ STAGE_SETTINGS: dict[str, type] = {
     "few2many": Few2ManySettings,
     "finetune": FinetuneStageSettings,
     "evaluation": EvaluationSettings,
+    # Not a stage of ``full``: scores a candidates file with a trained arm.
+    "predict": PredictSettings,
 }
 PARAMS_PREFIX = "params:"
 

@@ -3,6 +3,7 @@
 from reclora_pipeline.datasets.atomic_json_dataset import AtomicJSONDataset
 from reclora_pipeline.datasets.duckdb_table_dataset import DuckDBTableDataset
 from reclora_pipeline.datasets.folder_dataset import FolderDataset
+from reclora_pipeline.datasets.parquet_dataset import AtomicParquetDataset
 from reclora_pipeline.datasets.report_files import AtomicTextDataset, FigureDataset
 from reclora_pipeline.datasets.state_dict_dataset import StateDictDataset
 
@@ -10,6 +11,7 @@ __all__ = [
     "AtomicTextDataset",
     "FigureDataset",
     "AtomicJSONDataset",
+    "AtomicParquetDataset",
     "DuckDBTableDataset",
     "FolderDataset",
     "StateDictDataset",
