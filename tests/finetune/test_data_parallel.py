@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +22,8 @@ from reclora_pipeline.finetune.request import FinetuneRequest
 from reclora_pipeline.finetune.settings import FinetuneSettings
 from reclora_pipeline.personalized_lora import PersonalizedLoraConfig
 from tests.tiny_models import save_tiny_llama
+
+DEEPSPEED_CONFIGS = Path(__file__).resolve().parents[2] / "conf" / "base" / "deepspeed"
 
 
 def _batches(sizes: list[int]) -> list[np.ndarray]:
@@ -85,9 +88,7 @@ def _rows(n_train: int, n_valid: int, dim: int = 6, seed: int = 0) -> pa.Table:
     n = n_train + n_valid
     labels = rng.integers(0, 2, n)
     words = ["the user liked movie", "a male user watched movies", "female user is movie"]
-    prompts = [
-        f"{words[i % 3]} {'stars ' * int(rng.integers(1, 8))}Answer :" for i in range(n)
-    ]
+    prompts = [f"{words[i % 3]} {'stars ' * int(rng.integers(1, 8))}Answer :" for i in range(n)]
     return pa.table(
         {
             "sample_id": np.arange(n, dtype=np.int64) * 3 + 7,
@@ -103,12 +104,15 @@ def _rows(n_train: int, n_valid: int, dim: int = 6, seed: int = 0) -> pa.Table:
 
 
 @pytest.mark.skipif(shutil.which("deepspeed") is None, reason="needs the deepspeed launcher")
-def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path):
-    """Through the deepspeed launcher (gloo on CPU), the path the GPUs take."""
+@pytest.mark.parametrize("zero", ["zero2", "zero3"])
+def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path, zero):
+    """Through the deepspeed launcher (gloo on CPU), the path the GPUs take. Under ZeRO-3
+    the adapters are partitioned across the two processes when the best one is saved."""
     model = save_tiny_llama(tmp_path / "model", WORDS)
     training = FinetuneSettings(
         lr=5e-3, epochs=2, micro_batch_size=2, gradient_accumulation_steps=2, length_window=2,
         patience=2, engine="deepspeed", max_length=64, eval_batch_size=4, bf16=False,
+        deepspeed_config=str(DEEPSPEED_CONFIGS / f"{zero}.json"),
     )  # fmt: skip
     lora = PersonalizedLoraConfig(
         n_experts=2, r=2, alpha=4.0, dropout=0.1, target_modules=("q_proj", "v_proj"),
@@ -121,6 +125,12 @@ def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path):
     result = compare_world_sizes(request, _rows(16, 8), tmp_path / "check", world_size=2)
     assert result["shards_disjoint"] and result["shards_cover"]
     assert result["optimizer_steps"][0] == result["optimizer_steps"][1] == 4
+    if zero == "zero3":
+        # The partitioned adapter is gathered and saved (it used to crash). ZeRO-3 does not
+        # train the same weights as ZeRO-2 even in one process (docs/benchmarks.md), so
+        # only the saved weights' sanity is checked here.
+        assert result["max_weight_diff"] < 0.1
+        return
     assert result["max_loss_diff"] < 1e-5
     assert result["max_weight_diff"] < 1e-5
     assert result["max_score_diff"] < 1e-5

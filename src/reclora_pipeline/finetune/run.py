@@ -6,6 +6,7 @@ in every process the ``deepspeed`` launcher starts (``finetune.launch.launcher: 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -253,11 +254,23 @@ def train_arm(
         missing = set(outcome.best_state) - set(dict(arm_model.named_parameters()))
         if missing:
             raise RuntimeError(f"best state has unknown parameters: {sorted(missing)[:5]}")
-        arm_model.load_state_dict(outcome.best_state, strict=False)
-        # Every process holds the gathered best state; one writes it.
-        if rank == 0:
-            save_arm(arm_model, output_folder)
+        trained = [p for n, p in arm_model.named_parameters() if n in outcome.best_state]
+        with _gathered(trained):
+            arm_model.load_state_dict(outcome.best_state, strict=False)
+            # Every process holds the gathered best state; one writes it.
+            if rank == 0:
+                save_arm(arm_model, output_folder)
     return report
+
+
+def _gathered(params: list[torch.nn.Parameter]) -> contextlib.AbstractContextManager:
+    """Full tensors of ZeRO-3 partitioned ``params`` inside the block (every process must
+    enter it); a no-op for parameters DeepSpeed did not partition."""
+    if not any(hasattr(param, "ds_id") for param in params):
+        return contextlib.nullcontext()
+    import deepspeed  # only reached after a ZeRO-3 run
+
+    return deepspeed.zero.GatheredParameters(params, modifier_rank=0)
 
 
 def score(
