@@ -86,24 +86,20 @@ def gather_scores(
     return scores
 
 
-def mean_over_ranks(value: float) -> float:
-    """The mean of ``value`` over all processes (each process gets it)."""
-    _, world_size = rank_and_world_size()
-    if not _spread(world_size):
-        return float(value)
-    tensor = torch.tensor([float(value)], dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / world_size
-
-
 def sum_over_ranks(value: float) -> float:
-    """The sum of ``value`` over all processes."""
+    """The sum of ``value`` over all processes (each process gets it)."""
     _, world_size = rank_and_world_size()
     if not _spread(world_size):
         return float(value)
     tensor = torch.tensor([float(value)], dtype=torch.float64)
     dist.all_reduce(tensor)
     return float(tensor.item())
+
+
+def mean_over_ranks(value: float) -> float:
+    """The mean of ``value`` over all processes (each process gets it)."""
+    _, world_size = rank_and_world_size()
+    return sum_over_ranks(value) / (world_size if _spread(world_size) else 1)
 
 
 def micro_batch_seed(seed: int, epoch: int, index: int) -> int:
