@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from reclora_pipeline.finetune.data_parallel import (
     rank_batches,
     rank_rows,
 )
+from reclora_pipeline.finetune.launch import deepspeed_command
 from reclora_pipeline.finetune.parallel_check import compare_world_sizes, shards_disjoint
 from reclora_pipeline.finetune.request import FinetuneRequest
 from reclora_pipeline.finetune.settings import FinetuneSettings
@@ -103,7 +103,7 @@ def _rows(n_train: int, n_valid: int, dim: int = 6, seed: int = 0) -> pa.Table:
     )
 
 
-@pytest.mark.skipif(shutil.which("deepspeed") is None, reason="needs the deepspeed launcher")
+@pytest.mark.skipif(deepspeed_command() is None, reason="needs the deepspeed launcher")
 @pytest.mark.parametrize("zero", ["zero2", "zero3"])
 def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path, zero):
     """Through the deepspeed launcher (gloo on CPU), the path the GPUs take. Under ZeRO-3

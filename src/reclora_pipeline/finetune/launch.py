@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,16 @@ def write_request(run_dir: Path, request: FinetuneRequest, rows: pa.Table) -> No
     pq.write_table(rows, run_dir / ROWS_FILE)
 
 
+def deepspeed_command() -> str | None:
+    """The ``deepspeed`` launcher of this interpreter's environment (found even when the
+    virtual environment is not activated, as under ``make``), else the one on PATH."""
+    beside = Path(sys.executable).with_name("deepspeed")
+    return str(beside) if beside.is_file() else shutil.which("deepspeed")
+
+
 def launcher_command(run_dir: Path, num_gpus: int, hostfile: str | None) -> list[str]:
     """The ``deepspeed`` command line: ``--num_gpus`` on one machine, or a hostfile."""
-    executable = shutil.which("deepspeed")
+    executable = deepspeed_command()
     if executable is None:
         raise ParameterError(
             "finetune.launch.launcher: deepspeed needs the `deepspeed` command on PATH "
