@@ -183,7 +183,7 @@ def train_arm(
         return [
             _micro_batch(examples, batches[index], pad_id, train_rows,
                          micro_batch_seed(settings.seed, epoch, index))
-            for index in range(rank, len(batches), world_size)
+            for index in mine
         ]  # fmt: skip
 
     padding = {
