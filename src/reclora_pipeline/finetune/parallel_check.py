@@ -82,13 +82,12 @@ def compare_world_sizes(
     parallel = launched_run(
         with_world_size(request, world_size, accumulation), rows, work_dir / "parallel", world_size
     )
-    n_train = int(pa.compute.sum(pa.compute.equal(rows.column("subset"), "train")).as_py())
-    epochs = single["shards"][0].keys()
+    train = rows.filter(pa.compute.equal(rows.column("subset"), "train"))
+    train_ids = sorted(train.column("sample_id").to_pylist())
     covered = all(
-        sorted(i for shard in parallel["shards"] for i in shard[e])
-        == sorted(single["shards"][0][e])
-        and len(single["shards"][0][e]) == n_train
-        for e in epochs
+        sorted(i for shard in run["shards"] for i in shard[epoch]) == train_ids
+        for run in (single, parallel)
+        for epoch in run["shards"][0]
     )
     return {
         "world_size": world_size,

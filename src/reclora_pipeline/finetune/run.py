@@ -63,14 +63,15 @@ class Subset:
 
     def take(self, indices: np.ndarray) -> Subset:
         """The rows at ``indices``, in that order."""
-        index = torch.from_numpy(np.asarray(indices, dtype=np.int64))
+        rows = np.asarray(indices, dtype=np.int64)
+        index = torch.from_numpy(rows)
         return Subset(
-            prompts=[self.prompts[i] for i in indices],
-            answers=[self.answers[i] for i in indices],
-            labels=self.labels[np.asarray(indices, dtype=np.int64)],
+            prompts=[self.prompts[i] for i in rows],
+            answers=[self.answers[i] for i in rows],
+            labels=self.labels[rows],
             user_repr=self.user_repr[index],
             user_ids=self.user_ids[index],
-            sample_ids=self.sample_ids[np.asarray(indices, dtype=np.int64)],
+            sample_ids=self.sample_ids[rows],
         )
 
 
