@@ -87,9 +87,7 @@ def subset(rows: pa.Table, name: str, arm: str) -> Subset:
     part = rows.filter(mask).sort_by("sample_id")
     if part.num_rows == 0:
         raise UserInputError(f"few2many_samples has no {name!r} rows: rerun the few2many pipeline")
-    vectors = part.column("user_repr").combine_chunks()
-    dim = len(vectors[0])
-    user_repr = np.array(vectors.flatten().to_numpy(), dtype=np.float32).reshape(-1, dim)
+    user_repr = user_repr_matrix(part.column("user_repr"))
     return Subset(
         prompts=part.column(prompt_column(arm)).to_pylist(),
         answers=part.column("answer").to_pylist(),
@@ -98,6 +96,14 @@ def subset(rows: pa.Table, name: str, arm: str) -> Subset:
         user_ids=torch.from_numpy(part.column("user_id").to_numpy().astype(np.int64)),
         sample_ids=part.column("sample_id").to_numpy().astype(np.int64),
     )
+
+
+def user_repr_matrix(column: pa.ChunkedArray) -> np.ndarray:
+    """A list column of equally long vectors as a writable float32 [rows, dim] matrix (a
+    copy: Arrow's buffers are read-only, and torch wants writable memory)."""
+    vectors = column.combine_chunks()
+    dim = len(vectors[0])  # a fixed-size or a plain list column
+    return np.array(vectors.flatten().to_numpy(), dtype=np.float32).reshape(-1, dim)
 
 
 def user_dim(rows: pa.Table) -> int:

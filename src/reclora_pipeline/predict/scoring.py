@@ -16,6 +16,7 @@ from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.evaluation.llm_scoring import BaseModel, scoring_device
 from reclora_pipeline.finetune.adapters import ArmMismatchError, load_arm, read_arm_file
+from reclora_pipeline.finetune.run import user_repr_matrix
 from reclora_pipeline.finetune.scoring import score_prompts
 from reclora_pipeline.item_text.language_model import load_causal_lm
 from reclora_pipeline.predict.histories import SCORING_ORDER
@@ -76,10 +77,7 @@ def score_rows(
     bf16: bool,
 ) -> np.ndarray:
     """P(Yes) of every row, in row order, with the user input the arm reads."""
-    vectors = rows.column("user_repr").combine_chunks()
-    dim = len(vectors[0])  # a fixed-size or a plain list column
-    # A copy: Arrow's buffers are read-only and torch wants writable memory.
-    user_repr = np.array(vectors.flatten().to_numpy(), dtype=np.float32).reshape(-1, dim)
+    user_repr = user_repr_matrix(rows.column("user_repr"))
     user_ids = rows.column("user_id").to_numpy().astype(np.int64)
     started = time.perf_counter()
     scores = score_prompts(
