@@ -12,9 +12,10 @@ from kedro.runner import SequentialRunner
 
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.finetune.arms import check_arm
+from reclora_pipeline.finetune.scoring_job import AdapterBaseModelError
 from reclora_pipeline.pipeline_registry import register_pipelines
 from reclora_pipeline.pipelines.predict import create_pipeline as predict_pipeline
-from reclora_pipeline.predict.scoring import OUTPUT_COLUMNS, AdapterBaseModelError
+from reclora_pipeline.predict.scoring import OUTPUT_COLUMNS
 from tests.predict.conftest import SCORED_ARMS
 
 

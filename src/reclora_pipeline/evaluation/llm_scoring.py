@@ -9,24 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import torch
 
-from reclora_pipeline.compute import (
-    Precision,
-    choose_precision,
-    choose_threads,
-    compute_facts,
-    use_precision,
-    use_threads,
-)
+from reclora_pipeline.compute import choose_precision, choose_threads, compute_facts
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.evaluation.gates import mean_gate_weights
 from reclora_pipeline.evaluation.rows import predictions_table, rows_to_score
 from reclora_pipeline.evaluation.settings import EvaluationSettings
 from reclora_pipeline.finetune.adapters import load_arm
-from reclora_pipeline.finetune.run import score
-from reclora_pipeline.finetune.scoring import score_prompts
+from reclora_pipeline.finetune.scoring_job import (
+    ScoringJob,
+    ScoringRows,
+    score_job,
+    scoring_device,
+)
 from reclora_pipeline.item_text.language_model import load_causal_lm
 
 # The keys of a finetune report that say what an arm was trained on.
@@ -52,17 +48,6 @@ class BaseModel:
         return cls(str(report["model"]), int(report["max_length"]))
 
 
-def scoring_device() -> str:
-    """Where the LLMs score: the GPU when there is one."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def use_compute(settings: EvaluationSettings) -> Precision:
-    """Apply ``evaluation.torch_threads`` and resolve ``evaluation.bf16``, both logged."""
-    use_threads(settings.torch_threads, "evaluation.torch_threads")
-    return use_precision(settings.bf16, scoring_device(), "evaluation.bf16")
-
-
 def compute_report(settings: EvaluationSettings) -> dict:
     """How the LLMs were scored (precision, threads, CPU), for metrics.json."""
     precision = choose_precision(settings.bf16, scoring_device(), "evaluation.bf16")
@@ -71,18 +56,24 @@ def compute_report(settings: EvaluationSettings) -> dict:
     )
 
 
+def scoring_job(base: BaseModel, settings: EvaluationSettings, arm: str | None = None,
+                adapter: Path | None = None) -> ScoringJob:  # fmt: skip
+    """How the evaluation scores the base model (no ``arm``) or ``arm``'s adapter."""
+    return ScoringJob(
+        model=base.name, max_length=base.max_length, batch_size=settings.batch_size,
+        bf16=settings.bf16, bf16_key="evaluation.bf16", torch_threads=settings.torch_threads,
+        threads_key="evaluation.torch_threads", arm=arm,
+        adapter=None if adapter is None else str(adapter),
+    )  # fmt: skip
+
+
 def score_base_model(
     few2many_samples: DuckDBTable, base: BaseModel, settings: EvaluationSettings
 ) -> pa.Table:
     """P(Yes) of the base LLM, without any adapter, per test sample."""
-    precision = use_compute(settings)
     # vanilla_lora reads the same retrieved-history prompts, without any user input.
     rows, sample_ids = rows_to_score(few2many_samples, "vanilla_lora")
-    model, tokenizer = load_causal_lm(base.name, device=scoring_device())
-    probs = score_prompts(
-        model, tokenizer, rows.prompts, batch_size=settings.batch_size,
-        bf16=precision.bf16, progress=True, max_length=base.max_length,
-    )  # fmt: skip
+    probs = score_job(scoring_job(base, settings), ScoringRows(rows.prompts), settings.launch)
     return predictions_table(sample_ids, probs)
 
 
@@ -94,14 +85,12 @@ def score_adapter(
     settings: EvaluationSettings,
 ) -> pa.Table:
     """P(Yes) of ``arm`` loaded from its persisted adapter, per test sample."""
-    precision = use_compute(settings)
     rows, sample_ids = rows_to_score(few2many_samples, arm)
-    model, tokenizer = load_causal_lm(base.name, device=scoring_device())
-    probs = score(
-        # The adapters load on the CPU: moved to the base model's device.
-        load_arm(adapter, model).to(scoring_device()), tokenizer, rows, settings.batch_size,
-        precision.bf16, base.max_length, progress=True,
-    )  # fmt: skip
+    probs = score_job(
+        scoring_job(base, settings, arm, adapter),
+        ScoringRows(rows.prompts, rows.user_repr, rows.user_ids),
+        settings.launch,
+    )
     return predictions_table(sample_ids, probs)
 
 

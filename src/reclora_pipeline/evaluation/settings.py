@@ -8,6 +8,7 @@ from typing import Literal
 
 from reclora_pipeline.compute import Bf16Setting, parse_bf16
 from reclora_pipeline.errors import SettingError
+from reclora_pipeline.finetune.settings import LaunchSettings
 from reclora_pipeline.typed_settings import check_fields, setting
 
 CrmName = Literal["din", "sim", "deepfm"]
@@ -18,6 +19,9 @@ class EvaluationSettings:
     """How the LLMs are scored and how every model is compared on the test rows."""
 
     batch_size: int = setting(16, minimum=1)
+    # inline = score in the kedro process; deepspeed = split the rows over the processes of
+    # the `deepspeed` launcher (num_gpus GPUs, or the machines of hostfile), as finetune.launch.
+    launch: LaunchSettings = setting(default_factory=LaunchSettings)
     # true | false | "auto": bf16 where the hardware is fast at it (AMX CPUs, CUDA with bf16).
     bf16: Bf16Setting = setting("auto", parse=parse_bf16)
     # None = one thread per available core; more than the cores is capped with a warning.

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from reclora_pipeline.compute import available_cores
+from reclora_pipeline.compute import available_cores, choose_threads
 from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.finetune.deepspeed_setup import free_port
 from reclora_pipeline.finetune.request import FinetuneRequest
@@ -66,8 +66,11 @@ def deepspeed_command() -> str | None:
     return str(beside) if beside.is_file() else shutil.which("deepspeed")
 
 
-def launcher_command(run_dir: Path, num_gpus: int, hostfile: str | None) -> list[str]:
-    """The ``deepspeed`` command line: ``--num_gpus`` on one machine, or a hostfile."""
+def launcher_command(
+    run_dir: Path, num_gpus: int, hostfile: str | None, module: str = __name__
+) -> list[str]:
+    """The ``deepspeed`` command line that runs ``module --run-dir run_dir`` in every
+    process: ``--num_gpus`` on one machine, or a hostfile."""
     executable = deepspeed_command()
     if executable is None:
         raise ParameterError(
@@ -85,29 +88,43 @@ def launcher_command(run_dir: Path, num_gpus: int, hostfile: str | None) -> list
             )
         # A free port: the launcher's default (29500) may be held by another job.
         placement = ["--num_gpus", str(num_gpus), "--master_port", str(free_port())]
-    return [executable, *placement, "--module", __name__, "--run-dir", str(run_dir)]
+    return [executable, *placement, "--module", module, "--run-dir", str(run_dir)]
 
 
-def run_launcher(run_dir: Path, num_gpus: int, hostfile: str | None) -> dict[str, Any]:
-    """Run the launcher to completion; the report rank 0 wrote."""
-    command = launcher_command(run_dir, num_gpus, hostfile)
+def start_launcher(
+    run_dir: Path, num_gpus: int, hostfile: str | None, module: str = __name__
+) -> None:
+    """Run ``module`` in every process of the launcher, to completion."""
+    command = launcher_command(run_dir, num_gpus, hostfile, module)
     result = subprocess.run(command, check=False)
     if result.returncode != 0:
         raise RuntimeError(
             f"the deepspeed launcher failed with exit code {result.returncode}: "
             f"{' '.join(command)} (its output is above)"
         )
+
+
+def run_launcher(run_dir: Path, num_gpus: int, hostfile: str | None) -> dict[str, Any]:
+    """Train in every process of the launcher; the report rank 0 wrote."""
+    start_launcher(run_dir, num_gpus, hostfile)
     return json.loads((run_dir / REPORT_FILE).read_text())
+
+
+def share_cores() -> None:
+    """Without GPUs, the launched processes of one machine share its cores rather than
+    each taking all of them (2 processes x 2 threads on 2 cores thrash)."""
+    if torch.cuda.is_available():
+        return
+    per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    threads = choose_threads(max(1, available_cores() // max(per_machine, 1)), "threads")
+    torch.set_num_threads(threads.count)
 
 
 def run_launched_process(run_dir: Path) -> dict[str, Any]:
     """Train as one process of the launched job; rank 0 writes the adapter and report."""
     request = FinetuneRequest.from_dict(json.loads((run_dir / REQUEST_FILE).read_text()))
     rank = int(os.environ.get("RANK", "0"))
-    if not torch.cuda.is_available():
-        # CPU processes on one machine share its cores rather than each taking all of them.
-        per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
-        torch.set_num_threads(max(1, available_cores() // max(per_machine, 1)))
+    share_cores()
     report = run_request(
         request,
         pq.read_table(run_dir / ROWS_FILE),
@@ -121,12 +138,19 @@ def run_launched_process(run_dir: Path) -> dict[str, Any]:
     return report
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def launched_main(
+    run: Callable[[Path], Any], description: str, argv: list[str] | None = None
+) -> None:
+    """The entry point of a launched module: ``run(--run-dir)`` in this process."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--run-dir", type=Path, required=True)
     # The launcher appends --local_rank=N; the rank is read from the environment instead.
     parser.add_argument("--local_rank", type=int, default=None)
-    run_launched_process(parser.parse_args(argv).run_dir)
+    run(parser.parse_args(argv).run_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    launched_main(run_launched_process, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

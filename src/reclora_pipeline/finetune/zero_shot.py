@@ -11,32 +11,37 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-import torch
 
-from reclora_pipeline.compute import process_facts, use_precision
+from reclora_pipeline.compute import choose_precision, process_facts
 from reclora_pipeline.ctr.metrics import auc
 from reclora_pipeline.finetune.run import prompt_column, subset
-from reclora_pipeline.finetune.scoring import score_prompts
-from reclora_pipeline.finetune.settings import PREFIX, FinetuneSettings
-from reclora_pipeline.item_text.language_model import load_causal_lm
+from reclora_pipeline.finetune.scoring_job import ScoringJob, ScoringRows, score_job, scoring_device
+from reclora_pipeline.finetune.settings import PREFIX, FinetuneSettings, LaunchSettings
 
 
 def zero_shot_valid(
-    rows: pa.Table, model_name: str, arms: Sequence[str], settings: FinetuneSettings
+    rows: pa.Table,
+    model_name: str,
+    arms: Sequence[str],
+    settings: FinetuneSettings,
+    launch: LaunchSettings | None = None,
+    torch_threads: int | None = None,
 ) -> dict[str, Any]:
-    """Valid AUC of ``model_name`` without adapters, per prompt column ``arms`` read."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    precision = use_precision(settings.bf16, device, f"{PREFIX}.bf16")
-    model, tokenizer = load_causal_lm(model_name, device=device)
+    """Valid AUC of ``model_name`` without adapters, per prompt column ``arms`` read,
+    scored in this process or over the launcher's processes (``launch``)."""
+    launch = launch or LaunchSettings()
+    job = ScoringJob(
+        model=model_name, max_length=settings.max_length, batch_size=settings.eval_batch_size,
+        bf16=settings.bf16, bf16_key=f"{PREFIX}.bf16", torch_threads=torch_threads,
+        threads_key="finetune.torch_threads",
+    )  # fmt: skip
     valid_auc, n_valid = {}, 0
     for column in sorted({prompt_column(arm) for arm in arms}):
         arm = next(arm for arm in arms if prompt_column(arm) == column)
         valid = subset(rows, "valid", arm)
-        probs = score_prompts(
-            model, tokenizer, valid.prompts, batch_size=settings.eval_batch_size,
-            bf16=precision.bf16, progress=True, max_length=settings.max_length,
-        )  # fmt: skip
+        probs = score_job(job, ScoringRows(valid.prompts), launch)
         valid_auc[column], n_valid = auc(valid.labels, probs), len(valid)
+    precision = choose_precision(settings.bf16, scoring_device(), f"{PREFIX}.bf16")
     compute = process_facts(precision)
     return {"model": model_name, "n_valid": n_valid, "valid_auc": valid_auc, "compute": compute}
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,21 +12,15 @@ import torch
 
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import UserInputError
-from reclora_pipeline.evaluation.llm_scoring import BaseModel, scoring_device
-from reclora_pipeline.finetune.adapters import ArmMismatchError, load_arm, read_arm_file
+from reclora_pipeline.evaluation.llm_scoring import BaseModel
 from reclora_pipeline.finetune.run import user_repr_matrix
-from reclora_pipeline.finetune.scoring import score_prompts
-from reclora_pipeline.item_text.language_model import load_causal_lm
+from reclora_pipeline.finetune.scoring_job import ScoringJob, ScoringRows, score_job
+from reclora_pipeline.finetune.settings import LaunchSettings
 from reclora_pipeline.predict.histories import SCORING_ORDER
-
-logger = logging.getLogger(__name__)
+from reclora_pipeline.predict.settings import PredictSettings
 
 # The columns of the predictions table and file, in this order.
 OUTPUT_COLUMNS = ("row", "user_id", "item_id", "timestamp", "score", "arm", "history_length")
-
-
-class AdapterBaseModelError(UserInputError):
-    """The arm's adapter was saved for another base model than the one it is scored on."""
 
 
 def trained_base(arm: str, reports: Mapping[str, Mapping[str, Any]]) -> BaseModel:
@@ -43,24 +35,6 @@ def trained_base(arm: str, reports: Mapping[str, Mapping[str, Any]]) -> BaseMode
     return BaseModel.of(report, arm)
 
 
-def load_scorer(adapter: Path, arm: str, base: BaseModel) -> tuple[torch.nn.Module, Any]:
-    """The arm saved in ``adapter`` on its base model (on the scoring device), and the
-    tokenizer; refuses a folder of another arm or of another base model."""
-    saved_arm = read_arm_file(adapter)["arm"]
-    if saved_arm != arm:
-        raise UserInputError(f"adapter folder {adapter} holds arm {saved_arm!r}, not {arm!r}")
-    # Straight onto the scoring device, as the evaluation loads it (no second host copy).
-    model, tokenizer = load_causal_lm(base.name, device=scoring_device())
-    try:
-        arm_model = load_arm(adapter, model)
-    except ArmMismatchError as error:
-        raise AdapterBaseModelError(
-            f"adapter_{arm} ({adapter}) was not trained on {base.name}, the base model "
-            f"finetune_report_{arm} names: {error}. Rerun the finetune pipeline"
-        ) from None
-    return arm_model.to(scoring_device()), tokenizer
-
-
 def read_rows(prediction_rows: DuckDBTable) -> pa.Table:
     """The prediction rows in scoring order (so stored samples batch as in the evaluation)."""
     return prediction_rows.connection.sql(
@@ -68,33 +42,22 @@ def read_rows(prediction_rows: DuckDBTable) -> pa.Table:
     ).to_arrow_table()
 
 
-def score_rows(
-    rows: pa.Table,
-    arm_model: torch.nn.Module,
-    tokenizer: Any,
-    base: BaseModel,
-    batch_size: int,
-    bf16: bool,
-) -> np.ndarray:
+def scoring_job(settings: PredictSettings, base: BaseModel, adapter: Path) -> ScoringJob:
+    """How ``predict.arm`` scores: as the evaluation scores it (same batches, same prompt
+    length), with predict's own precision, threads and launcher."""
+    return ScoringJob(
+        model=base.name, max_length=base.max_length, batch_size=settings.batch_size,
+        bf16=settings.bf16, bf16_key="predict.bf16", torch_threads=settings.torch_threads,
+        threads_key="predict.torch_threads", adapter=str(adapter), arm=settings.arm,
+    )  # fmt: skip
+
+
+def score_rows(rows: pa.Table, job: ScoringJob, launch: LaunchSettings) -> np.ndarray:
     """P(Yes) of every row, in row order, with the user input the arm reads."""
-    user_repr = user_repr_matrix(rows.column("user_repr"))
-    user_ids = rows.column("user_id").to_numpy().astype(np.int64)
-    started = time.perf_counter()
-    scores = score_prompts(
-        arm_model,
-        tokenizer,
-        rows.column("prompt").to_pylist(),
-        user_repr=torch.from_numpy(user_repr),
-        user_ids=torch.from_numpy(user_ids),
-        batch_size=batch_size,
-        bf16=bf16,
-        progress=True,
-        max_length=base.max_length,
-    )
-    elapsed = time.perf_counter() - started
-    logger.info("scored %d prompts in %.1f s (%.1f prompts/s)",
-                len(scores), elapsed, len(scores) / max(elapsed, 1e-9))  # fmt: skip
-    return scores
+    user_repr = torch.from_numpy(user_repr_matrix(rows.column("user_repr")))
+    user_ids = torch.from_numpy(rows.column("user_id").to_numpy().astype(np.int64))
+    scoring_rows = ScoringRows(rows.column("prompt").to_pylist(), user_repr, user_ids)
+    return score_job(job, scoring_rows, launch)
 
 
 def predictions_table(rows: pa.Table, scores: np.ndarray, arm: str) -> pa.Table:

@@ -8,6 +8,7 @@ from pathlib import Path
 from reclora_pipeline.compute import Bf16Setting, parse_bf16
 from reclora_pipeline.errors import SettingError
 from reclora_pipeline.finetune.arms import ARMS
+from reclora_pipeline.finetune.settings import LaunchSettings
 from reclora_pipeline.typed_settings import check_fields, setting
 
 # Arms whose gate input cannot be rebuilt for new rows, and why.
@@ -30,6 +31,9 @@ class PredictSettings:
     # Prompts per scoring batch (sorted by length). Equal to evaluation.batch_size, the
     # same rows get the same batches, hence the very scores of the evaluation.
     batch_size: int = setting(16, minimum=1)
+    # inline = score in the kedro process; deepspeed = split the rows over the processes of
+    # the `deepspeed` launcher (num_gpus GPUs, or the machines of hostfile), as finetune.launch.
+    launch: LaunchSettings = setting(default_factory=LaunchSettings)
     # true | false | "auto": bf16 where the hardware is fast at it (as evaluation.bf16).
     bf16: Bf16Setting = setting("auto", parse=parse_bf16)
     # None = one thread per available core; more than the cores is capped with a warning.

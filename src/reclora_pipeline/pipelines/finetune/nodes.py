@@ -40,7 +40,8 @@ def score_zero_shot_valid(
     use_threads(settings.torch_threads, "finetune.torch_threads")
     arms = [arm for arm in ARMS if settings.trains(arm)]
     model = settings.model or language_model_info["name_or_path"]
-    report = zero_shot_valid(few2many_samples.arrow(), model, arms, settings.training)
+    report = zero_shot_valid(few2many_samples.arrow(), model, arms, settings.training,
+                             settings.launch, settings.torch_threads)  # fmt: skip
     logger.info("zero-shot valid AUC: %s", report["valid_auc"])
     return report
 

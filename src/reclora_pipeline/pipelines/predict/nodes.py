@@ -13,18 +13,17 @@ from typing import Any
 
 import pyarrow as pa
 
-from reclora_pipeline.compute import use_precision, use_threads
+from reclora_pipeline.compute import use_threads
 from reclora_pipeline.ctr.lens import StateDict
 from reclora_pipeline.duckdb_store import DuckDBTable
-from reclora_pipeline.evaluation.llm_scoring import scoring_device
 from reclora_pipeline.predict.candidates import read_candidates_file, resolve_candidates
 from reclora_pipeline.predict.histories import HistoryRule
 from reclora_pipeline.predict.rows import Lens, TextRecipe, prediction_rows
 from reclora_pipeline.predict.scoring import (
-    load_scorer,
     predictions_table,
     read_rows,
     score_rows,
+    scoring_job,
     trained_base,
 )
 from reclora_pipeline.predict.settings import PredictSettings
@@ -80,11 +79,8 @@ def score_candidates(
     per candidate. ``arm_files`` are every arm's adapter folder, then every arm's report."""
     adapters = dict(zip(arms, arm_files[: len(arms)], strict=True))
     reports = dict(zip(arms, arm_files[len(arms) :], strict=True))
-    base = trained_base(settings.arm, reports)
-    use_threads(settings.torch_threads, "predict.torch_threads")
-    precision = use_precision(settings.bf16, scoring_device(), "predict.bf16")
-    arm_model, tokenizer = load_scorer(Path(adapters[settings.arm]), settings.arm, base)
+    job = scoring_job(settings, trained_base(settings.arm, reports), Path(adapters[settings.arm]))
     rows = read_rows(prediction_rows)
-    scores = score_rows(rows, arm_model, tokenizer, base, settings.batch_size, precision.bf16)
+    scores = score_rows(rows, job, settings.launch)
     table = predictions_table(rows, scores, settings.arm)
     return table, table
