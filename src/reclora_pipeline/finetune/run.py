@@ -204,8 +204,12 @@ def train_arm(
         device = next(arm_model.parameters()).device
         inputs = {key: value.to(device) for key, value in batch["inputs"].items()}
         torch.manual_seed(batch["seed"])  # dropout masks of this micro-batch (all devices)
+        _as_arm(model)  # an ArmModel, or a DeepSpeed engine around one
+        # Through the DeepSpeed engine itself, not its .module: the engine's forward opens
+        # each micro-step, and without it ZeRO-3 overwrites the gradients of the earlier
+        # micro-batches of an accumulation group instead of adding to them.
         return answer_loss(
-            _as_arm(model),
+            model,
             inputs,
             user_repr=batch["user_repr"].to(device),
             user_ids=batch["user_ids"].to(device),

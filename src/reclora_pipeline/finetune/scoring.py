@@ -76,7 +76,8 @@ def call_model(
     **model_kwargs: Any,
 ) -> Any:
     """One model call on ``batch`` (labels are not passed: the loss is computed here)."""
-    if isinstance(model, ArmModel):
+    # An ArmModel, or a DeepSpeed engine around one (it forwards the same arguments).
+    if isinstance(getattr(model, "module", model), ArmModel):
         return model(batch, user_repr=user_repr, user_ids=user_ids, **model_kwargs)
     if user_ids is not None:
         raise TypeError("user_ids are only understood by an ArmModel (reclora_no_lens)")
