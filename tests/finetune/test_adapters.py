@@ -30,7 +30,7 @@ from tests.tiny_models import tiny_llama
 # The keys of a base-model signature, in arm.json and adapter_config.json alike.
 SIGNATURE_KEYS = {
     "name_or_path", "architecture", "model_type", "hidden_size", "num_hidden_layers",
-    "target_shapes", "vocab_size", "fingerprint",
+    "target_shapes", "vocab_size", "fingerprint", "weight_format",
 }  # fmt: skip
 
 

@@ -35,6 +35,8 @@ class BaseModel:
 
     name: str
     max_length: int
+    # Whether the arm trained on 8-bit linear weights (finetune.training.model_dtype: int8).
+    int8: bool = False
 
     @classmethod
     def of(cls, report: Mapping[str, Any], arm: str) -> BaseModel:
@@ -45,7 +47,7 @@ class BaseModel:
                 f"finetune_report_{arm} has no {' or '.join(missing)} (an older report, or an "
                 "arm that was not trained): rerun the finetune pipeline"
             )
-        return cls(str(report["model"]), int(report["max_length"]))
+        return cls(str(report["model"]), int(report["max_length"]), report.get("weights") == "int8")
 
 
 def compute_report(settings: EvaluationSettings) -> dict:
@@ -62,7 +64,7 @@ def scoring_job(base: BaseModel, settings: EvaluationSettings, arm: str | None =
     return ScoringJob(
         model=base.name, max_length=base.max_length, batch_size=settings.batch_size,
         bf16=settings.bf16, bf16_key="evaluation.bf16", torch_threads=settings.torch_threads,
-        threads_key="evaluation.torch_threads", arm=arm,
+        threads_key="evaluation.torch_threads", arm=arm, int8=base.int8,
         adapter=None if adapter is None else str(adapter),
     )  # fmt: skip
 

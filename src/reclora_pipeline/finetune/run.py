@@ -160,7 +160,8 @@ def train_arm(
     settings = dataclasses.replace(request.training, bf16=bf16)
     max_length, eval_batch_size = settings.max_length, settings.eval_batch_size
     dtype = model_dtype(settings.model_dtype, bf16, device, f"{PREFIX}.model_dtype")
-    base, tokenizer = load_causal_lm(request.model, dtype=dtype, device=device)
+    int8 = settings.model_dtype == "int8"
+    base, tokenizer = load_causal_lm(request.model, dtype=dtype, device=device, int8=int8)
     # The adapters' random start is a function of the seed (not of what ran before in this
     # process), so every process and every world size starts from the same weights.
     seed_everything(settings.seed)
@@ -257,6 +258,8 @@ def train_arm(
         "n_truncated": examples.n_truncated,
         "padding_share": {key: round(value, 4) for key, value in padding.items()},
         "trainable_parameters": sum(p.numel() for p in arm_model.parameters() if p.requires_grad),
+        # The base model's weights as trained on (the evaluation loads them the same way).
+        "weights": "int8" if int8 else "float",
         "compute": process_facts(precision),
     }
     if record_dir is not None:

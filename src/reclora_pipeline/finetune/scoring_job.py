@@ -25,7 +25,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from reclora_pipeline.compute import Bf16Setting, use_precision, use_threads
+from reclora_pipeline.compute import (
+    Bf16Setting,
+    check_int8_available,
+    use_precision,
+    use_threads,
+)
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.finetune import launch
 from reclora_pipeline.finetune.adapters import ArmMismatchError, load_arm, read_arm_file
@@ -61,6 +66,7 @@ class ScoringJob:
     threads_key: str = "torch_threads"
     adapter: str | None = None  # a saved arm's folder; None = the base model alone
     arm: str | None = None  # the arm ``adapter`` must hold
+    int8: bool = False  # the base's linear layers in 8 bit, as the arm was trained
 
     def __post_init__(self) -> None:
         if (self.adapter is None) != (self.arm is None):
@@ -114,7 +120,9 @@ def load_scorer(job: ScoringJob, device: str) -> tuple[torch.nn.Module, Any]:
     """The base model (with the job's arm on it, if any) on ``device``, and its tokenizer."""
     check_adapter(job)
     # Straight onto the scoring device: one copy of the weights, none left on the host.
-    model, tokenizer = load_causal_lm(job.model, device=device)
+    if job.int8:
+        check_int8_available("finetune.training.model_dtype")
+    model, tokenizer = load_causal_lm(job.model, device=device, int8=job.int8)
     if job.adapter is None:
         return model, tokenizer
     try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from reclora_pipeline.compute import Bf16Setting, ModelDtype, parse_bf16
+from reclora_pipeline.compute import Bf16Setting, ModelDtype, check_int8_available, parse_bf16
 from reclora_pipeline.ctr.few_shot_lens import FewShotLensTraining
 from reclora_pipeline.errors import ParameterError, SettingError
 from reclora_pipeline.finetune.arms import ARMS
@@ -53,7 +53,8 @@ class FinetuneSettings:
     # bf16), fp32 elsewhere; resolved per process by :func:`~reclora_pipeline.compute.choose_precision`.
     bf16: Bf16Setting = setting("auto", parse=parse_bf16)
     # The base model's weights: auto = bf16 on a CUDA GPU when bf16 is on (loaded straight
-    # onto the device, one copy per process), fp32 elsewhere; fp32 | bf16 | fp16 (GPU only).
+    # onto the device, one copy per process), fp32 elsewhere; fp32 | bf16 | fp16 (GPU only)
+    # | int8 (linear layers in 8 bit, bitsandbytes; adapters in fp32).
     model_dtype: ModelDtype = "auto"
     engine: EngineChoice = "auto"
     deepspeed_config: str = "conf/base/deepspeed/zero2.json"
@@ -85,6 +86,8 @@ class FinetuneSettings:
                 "model_dtype", self.model_dtype, "bf16, fp32 or auto when bf16 is true",
                 "fp16 weights compute in fp16: set bf16: false (or auto) with them",
             )  # fmt: skip
+        if self.model_dtype == "int8":
+            check_int8_available(f"{PREFIX}.model_dtype")
         if not self.deepspeed_config.strip():
             raise SettingError(
                 "deepspeed_config", self.deepspeed_config,

@@ -92,15 +92,22 @@ def load_causal_lm(
     *,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device | None = None,
+    int8: bool = False,
 ) -> tuple[PreTrainedModel, AutoTokenizer]:
     """Model (eval mode, in ``dtype``, on ``device``: the CPU by default) and tokenizer.
 
     A GPU model is loaded straight onto its device: a 7B model loaded on the host first
-    would hold a second full copy in each process's RAM.
+    would hold a second full copy in each process's RAM. ``int8``: the linear layers in
+    8 bit (bitsandbytes' LLM.int8), the rest in ``dtype``.
     """
     options: dict = {"dtype": dtype}
     if device is not None and torch.device(device).type != "cpu":
         options["device_map"] = {"": str(device)}
+    if int8:
+        from transformers import BitsAndBytesConfig  # needs bitsandbytes installed
+
+        options["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        options["device_map"] = {"": str(device or "cpu")}
     model = AutoModelForCausalLM.from_pretrained(name_or_path, **options)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)

@@ -44,7 +44,10 @@ class PersonalizedLoraLinear(nn.Module):
         # at once (set by the model); None = this layer always runs its own gate.
         self.gate_index: int | None = None
 
-        factory = {"device": base_layer.weight.device, "dtype": base_layer.weight.dtype}
+        weight = base_layer.weight
+        # An 8-bit base (bitsandbytes) keeps int8 weights: its adapters train in fp32.
+        dtype = weight.dtype if weight.is_floating_point() else torch.float32
+        factory = {"device": weight.device, "dtype": dtype}
         n, r = config.n_experts, config.r
         self.lora_A = nn.Parameter(torch.empty(n, self.in_features, r, **factory))
         self.lora_B = nn.Parameter(torch.zeros(n, r, self.out_features, **factory))

@@ -30,7 +30,7 @@ class AdapterMismatchError(UserInputError):
 STRUCTURE_KEYS = ("architecture", "model_type", "hidden_size", "num_hidden_layers")
 # Recorded since the weight fingerprint was added: compared only when the saved
 # signature has them, so adapters saved before still load.
-RECENT_KEYS = ("vocab_size",)
+RECENT_KEYS = ("vocab_size", "weight_format")
 
 
 def base_model_signature(model: nn.Module, target_modules: tuple[str, ...]) -> dict[str, Any]:
@@ -38,14 +38,16 @@ def base_model_signature(model: nn.Module, target_modules: tuple[str, ...]) -> d
 
     ``model`` is the plain base model (before any adapter is injected). ``target_shapes``
     maps each adapted module to ``[in_features, out_features]``; ``fingerprint`` tells
-    two models of the same shapes apart (:func:`base_fingerprint`).
+    two models of the same shapes apart (:func:`base_fingerprint`); ``weight_format`` is
+    ``int8`` for a base loaded in 8 bit (bitsandbytes), else ``float``.
     """
     hf_config = getattr(model, "config", None)
     names = find_target_names(model, target_modules)
-    shapes = {}
+    shapes, formats = {}, set()
     for name in names:
         linear = model.get_submodule(name)
         shapes[name] = [linear.in_features, linear.out_features]
+        formats.add("float" if linear.weight.is_floating_point() else "int8")
     return {
         "name_or_path": str(getattr(hf_config, "_name_or_path", "") or ""),
         "architecture": type(model).__name__,
@@ -55,6 +57,7 @@ def base_model_signature(model: nn.Module, target_modules: tuple[str, ...]) -> d
         "target_shapes": shapes,
         "vocab_size": getattr(hf_config, "vocab_size", None),
         "fingerprint": base_fingerprint(model, names),
+        "weight_format": "int8" if "int8" in formats else "float",
     }
 
 
@@ -62,14 +65,17 @@ def base_fingerprint(model: nn.Module, target_names: list[str]) -> str:
     """A short hash of sampled base weights: tells two same-shaped models apart.
 
     Hashes up to 64 evenly spaced rows of the input embeddings and of the last adapted
-    linear, rounded to bfloat16 so the same model loaded in fp32 or bf16 agrees.
+    linear, rounded to bfloat16 so the same model loaded in fp32 or bf16 agrees. An 8-bit
+    linear (int8 codes, not weights) is left out: its embeddings stay in floating point.
     """
     tensors = []
     # Models without input embeddings (not transformers models) hash their linear only.
     if callable(getattr(model, "get_input_embeddings", None)):
         tensors.append(model.get_input_embeddings().weight)
     if target_names:
-        tensors.append(model.get_submodule(target_names[-1]).weight)
+        linear_weight = model.get_submodule(target_names[-1]).weight
+        if linear_weight.is_floating_point():
+            tensors.append(linear_weight)
     digest = hashlib.sha256()
     for weight in tensors:
         rows = weight.detach()[:: max(1, weight.shape[0] // 64)][:64]

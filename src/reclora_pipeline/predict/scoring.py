@@ -49,6 +49,7 @@ def scoring_job(settings: PredictSettings, base: BaseModel, adapter: Path) -> Sc
         model=base.name, max_length=base.max_length, batch_size=settings.batch_size,
         bf16=settings.bf16, bf16_key="predict.bf16", torch_threads=settings.torch_threads,
         threads_key="predict.torch_threads", adapter=str(adapter), arm=settings.arm,
+        int8=base.int8,
     )  # fmt: skip
 
 
