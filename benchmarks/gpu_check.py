@@ -1,8 +1,9 @@
-"""GPU check: fine-tune with DeepSpeed ZeRO-2 and ZeRO-3, then score prompts, on one CUDA GPU.
+"""GPU check: fine-tune with DeepSpeed ZeRO-2, ZeRO-3 and ZeRO-2 on 8-bit weights, then score
+prompts, on one CUDA GPU.
 
 Each part runs in its own process (a fresh CUDA context, so peak memory is that part's,
-and a crash in one part leaves the others' figures): ``zero2`` and ``zero3`` train the
-reclora arm with the project's ``train_arm`` for ``--steps`` optimizer steps on synthetic
+and a crash in one part leaves the others' figures): ``zero2``, ``zero3`` and
+``zero2_int8`` (the base's linear layers in 8 bit, bitsandbytes) train the reclora arm with the project's ``train_arm`` for ``--steps`` optimizer steps on synthetic
 history-like prompts with Yes/No answers and random user representations; ``score``
 computes P(Yes) of ``--n-score`` prompts with ``score_prompts``. Printed per part:
 samples/s or prompts/s, and peak GPU memory; the last stdout line is one JSON object.
@@ -36,7 +37,8 @@ from reclora_pipeline.personalized_lora import PersonalizedLoraConfig
 
 REPO = Path(__file__).resolve().parents[1]
 CONVERTED = REPO / "data" / "06_models" / "smollm2-135m-instruct"
-PARTS = ("zero2", "zero3", "score")
+# zero2_int8: ZeRO-2 on a base whose linear layers are in 8 bit (model_dtype int8).
+PARTS = ("zero2", "zero3", "zero2_int8", "score")
 USER_DIM, MICRO_BATCH, K_HISTORY = 256, 8, 10
 
 
@@ -73,12 +75,15 @@ def peak_gib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 3)
 
 
-def train_part(args: argparse.Namespace, stage: str, scratch: Path) -> dict:
-    """``args.steps`` optimizer steps of reclora under ZeRO ``stage`` (one epoch)."""
+def train_part(args: argparse.Namespace, part: str, scratch: Path) -> dict:
+    """``args.steps`` optimizer steps of reclora under the ZeRO stage of ``part`` (one
+    epoch), on 8-bit base weights for ``*_int8``."""
+    stage, _, weights = part.partition("_")
     settings = FinetuneSettings(
         lr=1e-4, epochs=1, micro_batch_size=MICRO_BATCH, gradient_accumulation_steps=1,
         engine="deepspeed", deepspeed_config=str(REPO / f"conf/base/deepspeed/{stage}.json"),
         bf16=False if args.cpu_smoke else "auto", max_length=512, eval_batch_size=32,
+        model_dtype="int8" if weights == "int8" else "auto",
     )  # fmt: skip
     request = FinetuneRequest(arm="reclora", model=args.model, n_users=100, training=settings,
                               lora=lora())  # fmt: skip
@@ -90,7 +95,7 @@ def train_part(args: argparse.Namespace, stage: str, scratch: Path) -> dict:
     result: dict = {}
     try:
         report = train_arm(request, train_rows=train_rows, valid_rows=valid_rows,
-                           output_folder=scratch / f"adapter-{stage}", progress=False,
+                           output_folder=scratch / f"adapter-{part}", progress=False,
                            on_epoch_end=epochs.append)  # fmt: skip
         result.update(engine=report["engine"], optimizer_steps=report["optimizer_steps"])
     except RuntimeError as error:
