@@ -11,6 +11,12 @@ processes (gloo on a CPU machine, NCCL on GPUs), each with the same global batch
 Then the one-process adapter scores ``--n-score`` test rows in this process and over
 ``--world-size`` launched processes (the evaluation's and predict's ``launch`` path).
 
+The check runs on one core by default (``--all-cores`` lifts that), so every process of
+both runs computes with one thread: a matmul's rounding depends on how many threads
+split it, and AdamW turns last-bit gradient differences into weight differences of up
+to about ``lr``. One process with 2 threads against 2 processes with 1 each differed by
+2.4e-4 in the weights; with one thread each, by 4e-6 (docs/benchmarks.md).
+
 The last stdout line is JSON with ``world_size``, ``shards_disjoint``, ``shards_cover``,
 ``max_loss_diff``, ``max_weight_diff`` (final adapter weights), ``max_score_diff``
 (valid P(Yes) of the best epoch) and ``max_launched_score_diff`` (test P(Yes), launched
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -74,7 +81,15 @@ def main() -> None:
     parser.add_argument("--n-valid", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--n-score", type=int, default=64, help="test rows scored both ways")
+    parser.add_argument(
+        "--all-cores",
+        action="store_true",
+        help="use every core (processes then differ in threads, see above)",
+    )
     args = parser.parse_args()
+    if not args.all_cores and hasattr(os, "sched_setaffinity"):
+        # Inherited by the launched processes: each takes cores // processes = 1 thread.
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     counts = {"train": args.n_train, "valid": args.n_valid, "test": args.n_score}
     rows = read_rows(args.workspace, counts)
     # The shipped training settings, shortened; micro-batches of 2 so 32 rows make 16
