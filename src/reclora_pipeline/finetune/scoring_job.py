@@ -119,9 +119,9 @@ def check_adapter(job: ScoringJob) -> None:
 def load_scorer(job: ScoringJob, device: str) -> tuple[torch.nn.Module, Any]:
     """The base model (with the job's arm on it, if any) on ``device``, and its tokenizer."""
     check_adapter(job)
-    # Straight onto the scoring device: one copy of the weights, none left on the host.
     if job.int8:
         check_int8_available("finetune.training.model_dtype")
+    # Straight onto the scoring device: one copy of the weights, none left on the host.
     model, tokenizer = load_causal_lm(job.model, device=device, int8=job.int8)
     if job.adapter is None:
         return model, tokenizer

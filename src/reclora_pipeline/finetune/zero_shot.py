@@ -33,7 +33,7 @@ def zero_shot_valid(
     job = ScoringJob(
         model=model_name, max_length=settings.max_length, batch_size=settings.eval_batch_size,
         bf16=settings.bf16, bf16_key=f"{PREFIX}.bf16", torch_threads=torch_threads,
-        threads_key="finetune.torch_threads",
+        threads_key="finetune.torch_threads", int8=settings.model_dtype == "int8",
     )  # fmt: skip
     valid_auc, n_valid = {}, 0
     for column in sorted({prompt_column(arm) for arm in arms}):
