@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from peft import PeftModel
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -128,6 +127,8 @@ def load_arm(folder: str | Path, base_model: nn.Module) -> ArmModel:
     if spec.personalized:
         model = PersonalizedLoraModel.from_pretrained(base_model, folder, is_trainable=False)
     else:
+        from peft import PeftModel  # imported on use: slow to import (see vanilla.py)
+
         model = PeftModel.from_pretrained(base_model, str(folder), is_trainable=False)
     embedding = None
     if spec.user_input == "user_ids":

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from peft import LoraConfig, PeftModel, get_peft_model
+from typing import TYPE_CHECKING
+
 from torch import nn
 
 from reclora_pipeline.personalized_lora.config import PersonalizedLoraConfig
 
+if TYPE_CHECKING:
+    from peft import LoraConfig, PeftModel
+
+# peft is imported where it is used: it costs seconds (and pulls in bitsandbytes when that
+# is installed), and every `kedro` command imports this package to check the settings.
+
 
 def vanilla_lora_config(config: PersonalizedLoraConfig) -> LoraConfig:
     """peft ``LoraConfig`` with the rank, alpha, dropout and targets of ``config``."""
+    from peft import LoraConfig
+
     return LoraConfig(
         r=config.r,
         lora_alpha=config.alpha,
@@ -23,4 +32,6 @@ def get_vanilla_lora_model(
     base_model: nn.Module, config: PersonalizedLoraConfig | None = None
 ) -> PeftModel:
     """One shared LoRA (the baseline arm); ``n_experts``, mixing and gate settings are unused."""
+    from peft import get_peft_model
+
     return get_peft_model(base_model, vanilla_lora_config(config or PersonalizedLoraConfig()))
