@@ -9,13 +9,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.item_text import language_model
 from reclora_pipeline.item_text.embeddings import check_pca_dim
-from reclora_pipeline.item_text.language_model import (
-    EMBEDDED_GGUF,
-    check_causal_lm,
-    convert_embedded_gguf,
-    embedded_gguf_folder,
-)
+from reclora_pipeline.item_text.language_model import check_causal_lm, convert_embedded_gguf
 from reclora_pipeline.item_text.preparation import embedding_width
 from reclora_pipeline.item_text.settings import ItemTextSettings
 from reclora_pipeline.typed_settings import parse
@@ -40,9 +36,30 @@ def test_a_local_causal_lm_passes(tmp_path):
 
 
 @pytest.mark.slow
-def test_converted_model_gives_the_gguf_logits(tmp_path):
+def _keeping_gguf_loads(real: type, kept: dict) -> type:
+    """``real`` (an Auto class) whose ``from_pretrained`` keeps what it read from a GGUF."""
+
+    class Keeping:
+        @staticmethod
+        def from_pretrained(*args, **kwargs):
+            loaded = real.from_pretrained(*args, **kwargs)
+            if kwargs.get("gguf_file"):
+                kept[real.__name__] = loaded
+            return loaded
+
+        from_config = staticmethod(getattr(real, "from_config", None))
+
+    return Keeping
+
+
+def test_converted_model_gives_the_gguf_logits(tmp_path, monkeypatch):
+    # Reading the GGUF is the slow part: the comparison uses what the conversion read.
+    kept: dict = {}
+    for name, real in (("AutoModelForCausalLM", AutoModelForCausalLM),
+                       ("AutoTokenizer", AutoTokenizer)):  # fmt: skip
+        monkeypatch.setattr(language_model, name, _keeping_gguf_loads(real, kept))
     folder = convert_embedded_gguf(tmp_path / "smollm2")
-    source = embedded_gguf_folder()
+    original_model, original_tokenizer = kept["AutoModelForCausalLM"], kept["AutoTokenizer"]
     tokenizer = AutoTokenizer.from_pretrained(folder)
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "Will the user like the movie Heat (1995)? Answer yes or no."}],
@@ -53,13 +70,12 @@ def test_converted_model_gives_the_gguf_logits(tmp_path):
         converted = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)(
             **inputs
         ).logits
-        original = AutoModelForCausalLM.from_pretrained(
-            source, gguf_file=EMBEDDED_GGUF, dtype=torch.float32
-        )(**inputs).logits
+        original = original_model(**inputs).logits
     torch.testing.assert_close(converted, original, rtol=0, atol=1e-5)
-    assert tokenizer.convert_tokens_to_ids(["Yes", "No"]) == AutoTokenizer.from_pretrained(
-        source, gguf_file=EMBEDDED_GGUF
-    ).convert_tokens_to_ids(["Yes", "No"])
+    yes_no = ["Yes", "No"]
+    assert tokenizer.convert_tokens_to_ids(yes_no) == original_tokenizer.convert_tokens_to_ids(
+        yes_no
+    )
 
 
 @pytest.mark.parametrize(
