@@ -89,8 +89,19 @@ class ScoringRows:
             columns["user_id"] = self.user_ids.numpy()
         return pa.table(columns)
 
+    def take(self, indices: np.ndarray) -> ScoringRows:
+        """The rows at ``indices``, in that order."""
+        index = torch.from_numpy(np.asarray(indices, dtype=np.int64))
+        return ScoringRows(
+            [self.prompts[i] for i in index.tolist()],
+            None if self.user_repr is None else self.user_repr[index],
+            None if self.user_ids is None else self.user_ids[index],
+        )
+
     @classmethod
     def from_table(cls, table: pa.Table) -> ScoringRows:
+        """``prompt`` and, when present, ``user_repr`` and ``user_id``; other columns are
+        ignored."""
         names = set(table.column_names)
         user_repr = user_ids = None
         if "user_repr" in names:
@@ -202,13 +213,8 @@ def run_launched_process(run_dir: Path) -> np.ndarray:
         token_lists = [truncate_left(ids, job.max_length) for ids in token_lists]
 
     def score_share(indices: np.ndarray) -> np.ndarray:
-        share = ScoringRows(
-            [rows.prompts[i] for i in indices],
-            None if rows.user_repr is None else rows.user_repr[torch.from_numpy(indices)],
-            None if rows.user_ids is None else rows.user_ids[torch.from_numpy(indices)],
-        )
-        return score_loaded(model, tokenizer, job, share, precision.bf16, rank == 0,
-                            [token_lists[i] for i in indices])  # fmt: skip
+        return score_loaded(model, tokenizer, job, rows.take(indices), precision.bf16,
+                            rank == 0, [token_lists[i] for i in indices])  # fmt: skip
 
     started = time.perf_counter()
     scores = gather_scores(score_share, np.array([len(ids) for ids in token_lists]))

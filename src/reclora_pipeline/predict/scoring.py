@@ -8,12 +8,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.evaluation.llm_scoring import BaseModel
-from reclora_pipeline.finetune.run import user_repr_matrix
 from reclora_pipeline.finetune.scoring_job import ScoringJob, ScoringRows, score_job
 from reclora_pipeline.finetune.settings import LaunchSettings
 from reclora_pipeline.predict.histories import SCORING_ORDER
@@ -55,10 +53,7 @@ def scoring_job(settings: PredictSettings, base: BaseModel, adapter: Path) -> Sc
 
 def score_rows(rows: pa.Table, job: ScoringJob, launch: LaunchSettings) -> np.ndarray:
     """P(Yes) of every row, in row order, with the user input the arm reads."""
-    user_repr = torch.from_numpy(user_repr_matrix(rows.column("user_repr")))
-    user_ids = torch.from_numpy(rows.column("user_id").to_numpy().astype(np.int64))
-    scoring_rows = ScoringRows(rows.column("prompt").to_pylist(), user_repr, user_ids)
-    return score_job(job, scoring_rows, launch)
+    return score_job(job, ScoringRows.from_table(rows), launch)
 
 
 def predictions_table(rows: pa.Table, scores: np.ndarray, arm: str) -> pa.Table:
