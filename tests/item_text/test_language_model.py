@@ -59,6 +59,8 @@ def test_converted_model_gives_the_gguf_logits(tmp_path, monkeypatch):
                        ("AutoTokenizer", AutoTokenizer)):  # fmt: skip
         monkeypatch.setattr(language_model, name, _keeping_gguf_loads(real, kept))
     folder = convert_embedded_gguf(tmp_path / "smollm2")
+    assert json.loads((folder / language_model.CONVERTED_MARKER).read_text())["model"] == "embedded"
+    assert not (tmp_path / "smollm2.partial").exists()
     original_model, original_tokenizer = kept["AutoModelForCausalLM"], kept["AutoTokenizer"]
     tokenizer = AutoTokenizer.from_pretrained(folder)
     prompt = tokenizer.apply_chat_template(

