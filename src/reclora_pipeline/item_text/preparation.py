@@ -16,6 +16,7 @@ from reclora_pipeline.item_text.prompt_table import PromptRecipe
 from reclora_pipeline.item_text.prompts import PromptTemplate
 from reclora_pipeline.item_text.settings import ItemTextSettings
 
+
 def embedding_width(settings: ItemTextSettings, llm_hidden_size: int) -> int:
     """Width of the raw item embeddings: the LLM's hidden size, or the sentence encoder's."""
     if settings.embedder == "llm":
