@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from llm_forward_rates import CONVERTED, measure, real_prompts  # noqa: E402
+from llm_forward_rates import measure, real_prompts, workspace_model  # noqa: E402
 
 from reclora_pipeline.compute import cpu_info  # noqa: E402
 from reclora_pipeline.workspace import make_workspace, run_kedro  # noqa: E402
@@ -78,7 +78,7 @@ def main() -> None:
     n_test = metrics["models"]["zero_shot"]["n"]
     achieved = n_test / timings["nodes"]["evaluation.score_zero_shot"]
     prompts = real_prompts(workspace, args.rate_prompts)
-    rates = measure(workspace / CONVERTED, prompts, 16, [1, 2], args.rounds)
+    rates = measure(workspace_model(workspace), prompts, 16, [1, 2], args.rounds)
     raw_best = max(value for key, value in rates.items() if key.startswith("raw_"))
     print(f"\nLLM scoring: the pipeline achieved {achieved:.2f} prompts/s "
           f"({metrics['compute']['precision']}, {metrics['compute']['torch_threads']} threads); "

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from llm_forward_rates import CONVERTED, raw_forward_seconds, real_prompts
+from llm_forward_rates import raw_forward_seconds, real_prompts, workspace_model
 
 from reclora_pipeline.compute import cpu_info
 from reclora_pipeline.finetune.scoring import score_prompts
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model, tokenizer = load_causal_lm(str(args.workspace / CONVERTED))
+    model, tokenizer = load_causal_lm(str(workspace_model(args.workspace)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's notice that eager quantisation moves to torchao
         quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, torch.qint8)

@@ -32,6 +32,17 @@ from reclora_pipeline.item_text.language_model import load_causal_lm
 
 DATABASE = Path("data/03_primary/reclora.duckdb")
 CONVERTED = Path("data/06_models/smollm2-135m-instruct")
+LANGUAGE_MODEL_RECORD = Path("data/06_models/language_model.json")
+
+
+def workspace_model(workspace: Path) -> Path:
+    """The model the workspace's prompts were written for (item_text's record), else the
+    converted embedded SmolLM2."""
+    record = workspace / LANGUAGE_MODEL_RECORD
+    if not record.is_file():
+        return workspace / CONVERTED
+    path = Path(json.loads(record.read_text())["name_or_path"])
+    return path if path.is_absolute() else workspace / path
 
 
 def real_prompts(workspace: Path, n: int, seed: int = 0) -> list[str]:
@@ -116,11 +127,13 @@ def main() -> None:
     args = parser.parse_args()
     prompts = real_prompts(args.workspace, args.n_prompts)
     load_before = os.getloadavg()
-    rates = measure(args.workspace / CONVERTED, prompts, args.batch_size, args.threads, args.rounds)
+    model_folder = workspace_model(args.workspace)
+    rates = measure(model_folder, prompts, args.batch_size, args.threads, args.rounds)
     for key, value in rates.items():
         print(f"{key:28s} {value:7.2f} prompts/s")
     result = {
         "prompts_per_s": rates,
+        "model": str(model_folder),
         "n_prompts": len(prompts),
         "batch_size": args.batch_size,
         **cpu_info().to_dict(),

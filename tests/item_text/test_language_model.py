@@ -35,7 +35,6 @@ def test_a_local_causal_lm_passes(tmp_path):
     assert check_causal_lm(str(save_tiny_llama(tmp_path / "tiny"))).model_type == "llama"
 
 
-@pytest.mark.slow
 def _keeping_gguf_loads(real: type, kept: dict) -> type:
     """``real`` (an Auto class) whose ``from_pretrained`` keeps what it read from a GGUF."""
 
@@ -52,6 +51,7 @@ def _keeping_gguf_loads(real: type, kept: dict) -> type:
     return Keeping
 
 
+@pytest.mark.slow
 def test_converted_model_gives_the_gguf_logits(tmp_path, monkeypatch):
     # Reading the GGUF is the slow part: the comparison uses what the conversion read.
     kept: dict = {}
