@@ -71,7 +71,8 @@ def convert_embedded_gguf(target: Path, model: EmbeddedModel = DEFAULT_EMBEDDED)
     shutil.rmtree(staging, ignore_errors=True)
     # A split GGUF is joined inside the staging folder, so a failed run leaves one folder.
     source = gguf_source(model, staging / "gguf")
-    logger.info("converting %s to a Hugging Face folder at %s (once)", model.gguf_file, target)
+    logger.info("converting %s, %s, to a Hugging Face folder at %s (once)",
+                model.gguf_file, model.description, target)  # fmt: skip
     loaded = AutoModelForCausalLM.from_pretrained(
         source, gguf_file=model.gguf_file, dtype=torch.float32
     )
