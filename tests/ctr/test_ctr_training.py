@@ -120,3 +120,16 @@ def test_bad_config_and_unlabelled_splits_are_rejected(data):
 
 def _head(features, n):
     return features.select(slice(0, n))
+
+
+def test_max_steps_per_epoch_caps_the_optimizer_steps(data):
+    """The benchmark knob stops each epoch after the given number of batches."""
+    vocab, train, valid, _ = data
+    model = build_ctr_model("din", vocab, seed=0, **SMALL)
+    config = TrainConfig(batch_size=50, max_epochs=1, max_steps_per_epoch=2, progress=False)
+    training_passes = []
+    model.register_forward_hook(lambda module, args, out: training_passes.append(module.training))
+    train_ctr(model, train, valid, config)
+    assert sum(training_passes) == 2  # scoring the valid split runs in eval mode
+    with pytest.raises(ParameterError, match="max_steps_per_epoch"):
+        TrainConfig(max_steps_per_epoch=0)

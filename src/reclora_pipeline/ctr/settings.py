@@ -27,6 +27,10 @@ class CrmTraining:
     batch_size: int = setting(512, minimum=1)
     max_epochs: int = setting(3, minimum=1)
     patience: int = setting(1, minimum=0)
+    # Benchmark knob (benchmarks/pipeline_scale.py): optimizer steps per epoch at most;
+    # null = every batch of the train split. Not for real runs: a capped epoch sees only
+    # part of the data.
+    max_steps_per_epoch: int | None = setting(None, minimum=1)
     # Progress bars per epoch (off in tests and logs that capture output).
     progress: bool = True
 
