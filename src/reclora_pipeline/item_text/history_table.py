@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import torch
+from tqdm.auto import tqdm
 
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.item_text import retrieval
@@ -64,22 +66,49 @@ def retrieve_batch(
 
 def retrieve_histories(
     samples: DuckDBTable, item_embeddings: DuckDBTable, settings: ItemTextSettings
-) -> pa.Table:
+) -> pa.RecordBatchReader:
     """Text-side (K_text) and CRM-side (K_crm) histories of every sample, in chronological
-    order, each picked by its retrieval strategy; samples in ``sample_id`` order."""
+    order, each picked by its retrieval strategy.
+
+    A stream of batches of ``BATCH_ROWS`` samples: the table it is saved to receives each
+    batch as it is retrieved, so memory stays bounded however many samples there are. Rows
+    come in the order DuckDB scans ``samples``; readers order by ``sample_id``.
+    """
     lookup = embedding_lookup(item_embeddings, settings.similarity)
     recipe = retrieval_recipe(settings)
+    total = samples.count()
     columns = ", ".join((*ID_COLUMNS, "history_item_ids", "history_ratings"))
-    reader = samples.connection.sql(
-        f"SELECT {columns} FROM {samples.sql_name} ORDER BY sample_id"
-    ).to_arrow_reader(BATCH_ROWS)
+    # Its own cursor: the table this stream is saved to is written through the shared
+    # connection while these batches are still being read.
+    reader = (
+        samples.connection.cursor()
+        .sql(f"SELECT {columns} FROM {samples.sql_name}")
+        .to_arrow_reader(BATCH_ROWS)
+    )
+    # The output schema, from an empty batch: the stream must announce it before its first row.
+    schema = retrieve_batch(reader.schema.empty_table(), lookup, recipe).schema
+    return pa.RecordBatchReader.from_batches(
+        schema, _retrieved_batches(reader, lookup, recipe, total)
+    )
+
+
+def _retrieved_batches(
+    reader: pa.RecordBatchReader,
+    lookup: torch.Tensor,
+    recipe: retrieval.RetrievalRecipe,
+    total: int,
+) -> Iterator[pa.RecordBatch]:
+    """Each batch of ``reader`` retrieved, with a progress bar and a closing log line."""
     started = time.perf_counter()
-    parts = [retrieve_batch(batch, lookup, recipe) for batch in reader]
-    table = pa.concat_tables(parts)
+    done = 0
+    with tqdm(total=total, desc="retrieving histories", unit="sample", leave=False) as bar:
+        for batch in reader:
+            yield from retrieve_batch(batch, lookup, recipe).to_batches()
+            done += batch.num_rows
+            bar.update(batch.num_rows)
     elapsed = time.perf_counter() - started
     logger.info("retrieved histories for %d samples in %.1f s (%.0f samples/s)",
-                table.num_rows, elapsed, table.num_rows / max(elapsed, 1e-9))  # fmt: skip
-    return table
+                done, elapsed, done / max(elapsed, 1e-9))  # fmt: skip
 
 
 def text_histories(retrieved_histories: DuckDBTable) -> pd.DataFrame:
