@@ -46,17 +46,13 @@ def workspace_model(workspace: Path) -> Path:
 
 
 def real_prompts(workspace: Path, n: int, seed: int = 0) -> list[str]:
-    """``n`` test-split prompts: few2many's test rows when present, else item_text's."""
+    """``n`` test-split prompts: few2many's test rows (the only rendered prompts)."""
     connection = duckdb.connect(str(workspace / DATABASE), read_only=True)
     try:
         tables = {row[0] for row in connection.execute("SHOW TABLES").fetchall()}
-        if "few2many_samples" in tables:
-            query = "SELECT prompt FROM few2many_samples WHERE subset = 'test' ORDER BY sample_id"
-        else:
-            query = (
-                "SELECT p.prompt FROM prompts p JOIN samples s USING (sample_id) "
-                "WHERE s.split = 'test' ORDER BY p.sample_id"
-            )
+        if "few2many_samples" not in tables:
+            raise SystemExit(f"{workspace} has no few2many_samples: run the pipeline to few2many")
+        query = "SELECT prompt FROM few2many_samples WHERE subset = 'test' ORDER BY sample_id"
         prompts = [row[0] for row in connection.execute(query).fetchall()]
     finally:
         connection.close()

@@ -35,13 +35,15 @@ GRAPH_ENDPOINT = "/api/pipelines/full"
 
 EXPECTED_TASKS = {
     "ingest": ["read_raw_tables"],
-    "item_text": ["build_prompts"],
+    "item_text": ["retrieve_histories"],
     "ctr_lens": ["train_din", "train_sim"],
     "few2many": ["select_llm_samples"],
     "finetune": ["finetune_reclora", "finetune_vanilla_lora"],
     "evaluation": ["score_zero_shot", "score_reclora", "compare_models"],
 }
-EXPECTED_DATASETS = ["raw_interactions", "samples", "prompts", "few2many_samples", "metrics"]
+EXPECTED_DATASETS = [
+    "raw_interactions", "samples", "retrieved_histories", "few2many_samples", "metrics",
+]  # fmt: skip
 
 
 def _group_alive(group: int) -> bool:

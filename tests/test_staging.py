@@ -230,7 +230,7 @@ def test_finished_stages_are_published_when_a_later_stage_fails(tmp_path, ingest
     catalog["params:item_text"] = dataclasses.replace(
         catalog.load("params:item_text"), model=str(save_tiny_llama(tmp_path / "tiny")), pca_dim=4
     )
-    pipeline = ingest_pipeline() + _failing_at(item_text_pipeline(), "build_prompts")
+    pipeline = ingest_pipeline() + _failing_at(item_text_pipeline(), "summarize_item_text")
     with pytest.raises(RuntimeError, match="injected failure"):
         _run_with_hooks(pipeline, catalog)
     after = _fingerprint(folder)

@@ -12,11 +12,11 @@ from reclora_pipeline.ctr.features import CTRVocab, build_features
 from reclora_pipeline.ctr.few_shot_lens import (
     FewShotLensTraining,
     lens_recipe,
-    rows_of,
     settings_from_recipe,
     train_few_shot_lens,
 )
 from reclora_pipeline.ctr.lens import new_crm
+from reclora_pipeline.ctr.lens_tables import rows_of
 from reclora_pipeline.ctr.metrics import auc
 from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.ctr.training import score

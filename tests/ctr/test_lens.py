@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -11,10 +10,12 @@ import torch
 from reclora_pipeline import duckdb_store
 from reclora_pipeline.ctr.features import CTRVocab
 from reclora_pipeline.ctr.lens import load_crms, new_crm, train_and_test
-from reclora_pipeline.ctr.lens_tables import lens_probability, predictions_table, user_repr_table
+from reclora_pipeline.ctr.lens_tables import predictions_table, rows_of, selected_user_repr
 from reclora_pipeline.ctr.sample_features import of_split, sample_features
 from reclora_pipeline.ctr.settings import CtrLensSettings
+from reclora_pipeline.ctr.training import user_representations
 from reclora_pipeline.duckdb_store import DuckDBTable
+from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.typed_settings import parse
 from tests.ctr.synthetic import items_table, rule_samples, users_table
 
@@ -83,20 +84,34 @@ def test_training_is_seeded_and_the_checkpoint_reloads(tables, vocab, settings):
     assert not np.array_equal(reloaded.column("din"), untrained.column("din"))
 
 
-def test_user_repr_carries_the_lens_probability_of_crm_predictions(tables, vocab, settings):
+def test_user_repr_is_computed_for_the_selected_rows_only(tables, vocab, settings):
     features = sample_features(*tables, vocab, settings)
     models = {name: new_crm(name, vocab, settings) for name in ("sim", "din", "deepfm")}
-
     predictions = predictions_table(models, features)
-    connection = duckdb.connect()
-    connection.register("crm_predictions", predictions)
-    stored = DuckDBTable(connection, "crm_predictions")
     ids = features.sample_id.numpy()
-    user_repr = user_repr_table(models["sim"], features, lens_probability(stored, "sim", ids))
+    picked = np.array([ids[5], ids[0], ids[17]])
+    lens = predictions.column("sim").to_numpy()
+    selection = pa.table(
+        {"sample_id": picked, "crm_probability": lens[np.searchsorted(ids, picked)]}
+    )
+
+    user_repr = selected_user_repr(models["sim"], features, selection)
 
     assert predictions.column_names == ["sample_id", "deepfm", "din", "sim"]
     assert user_repr.column_names == ["sample_id", "user_repr", "crm_probability"]
     assert user_repr.schema.field("crm_probability").type == pa.float64()
     assert user_repr.column("user_repr").type == pa.list_(pa.float32(), SMALL["hidden_dim"])
-    assert user_repr.column("sample_id").equals(predictions.column("sample_id"))
-    assert user_repr.column("crm_probability").equals(predictions.column("sim"))
+    assert user_repr.column("sample_id").to_pylist() == picked.tolist()
+    assert (
+        user_repr.column("crm_probability").to_pylist()
+        == selection.column("crm_probability").to_pylist()
+    )
+    # The same vectors as the lens gives those rows scored on their own.
+    alone = user_representations(models["sim"], rows_of(features, picked, "picked"))
+    np.testing.assert_array_equal(
+        np.stack(user_repr.column("user_repr").to_numpy(zero_copy_only=False)), alone
+    )
+    with pytest.raises(UserInputError, match="few2many_selection"):
+        selected_user_repr(
+            models["sim"], features, pa.table({"sample_id": [10**9], "crm_probability": [0.5]})
+        )

@@ -1,4 +1,5 @@
-"""Small prompts / samples / user_repr tables in DuckDB, shaped like the upstream stages'."""
+"""Small samples / retrieved_histories / crm_predictions / user_repr tables in DuckDB, shaped
+like the upstream stages'."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ SPLITS = np.array(["train", "valid", "test"])[SAMPLE_IDS % 3]
 
 @dataclass(frozen=True)
 class Store:
-    prompts: DuckDBTable
     samples: DuckDBTable
+    retrieved_histories: DuckDBTable
+    crm_predictions: DuckDBTable
     user_repr: DuckDBTable
 
 
@@ -28,23 +30,28 @@ def _tables() -> dict[str, pa.Table]:
     ids = SAMPLE_IDS
     histories = [list(range(1, 2 + i % 6)) for i in ids]
     return {
-        "prompts": pa.table(
+        "samples": pa.table(
             {
                 "sample_id": ids, "user_id": ids % 7 + 1, "item_id": ids % 11 + 20,
                 "label": (ids % 2).astype(np.int8), "split": SPLITS,
-                "prompt": [f"prompt {i}" for i in ids],
-                "answer": np.where(ids % 2 == 1, "Yes.", "No."),
-                "prompt_tokens": (ids % 17 + 5).astype(np.int32),
-            }
-        ),
-        "samples": pa.table(
-            {
-                "sample_id": ids, "history_length": [len(h) for h in histories],
+                "history_length": [len(h) for h in histories],
                 "history_item_ids": pa.array(histories, pa.list_(pa.int32())),
                 "history_ratings": pa.array(
                     [[float(1 + j % 5) for j in h] for h in histories], pa.list_(pa.float32())
                 ),
             }
+        ),
+        "retrieved_histories": pa.table(
+            {
+                "sample_id": ids,
+                "text_history_item_ids": pa.array([h[-2:] for h in histories], pa.list_(pa.int32())),
+                "text_history_ratings": pa.array(
+                    [[float(1 + j % 5) for j in h[-2:]] for h in histories], pa.list_(pa.float32())
+                ),
+            }
+        ),
+        "crm_predictions": pa.table(
+            {"sample_id": ids, "din": (ids - 100) / N, "sim": 1 - (ids - 100) / N}
         ),
         "user_repr": pa.table(
             {
@@ -63,4 +70,4 @@ def store(database) -> Store:
     connection = duckdb_store.connect(database)
     for name, table in _tables().items():
         duckdb_store.replace_table(connection, name, table)
-    return Store(*(DuckDBTable(connection, name) for name in ("prompts", "samples", "user_repr")))
+    return Store(*(DuckDBTable(connection, name) for name in _tables()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from kedro.runner import SequentialRunner
@@ -33,7 +32,7 @@ def _parameters(tmp_path, world):
     return params
 
 
-def test_ctr_lens_trains_every_crm_and_writes_user_representations(tmp_path, world, database):
+def test_ctr_lens_trains_every_crm_and_scores_every_sample(tmp_path, world, database):
     catalog = temporary_catalog(tmp_path, _parameters(tmp_path, world))
 
     SequentialRunner().run(ingest_pipeline() + item_text_pipeline() + ctr_lens_pipeline(), catalog)
@@ -43,15 +42,11 @@ def test_ctr_lens_trains_every_crm_and_writes_user_representations(tmp_path, wor
     for values in metrics.values():
         assert {"valid_auc", "test_auc", "test_logloss", "n_test", "epochs"} <= set(values)
         assert 1 <= values["epochs"] <= 2 and values["n_test"] > 0
-    user_repr = catalog.load("user_repr").df()
-    assert len(user_repr) == catalog.load("samples").count()
-    assert user_repr.sample_id.is_unique
-    assert {len(vector) for vector in user_repr.user_repr} == {256}
+    # user_repr is few2many's: computed for the rows the LLM reads, not for every sample.
+    assert not catalog.exists("user_repr")
     predictions = catalog.load("crm_predictions").df()
-    assert len(predictions) == len(user_repr) and predictions.sample_id.is_unique
-    # user_repr carries the lens CRM's (din by default) probability next to its vectors.
-    lens = user_repr.merge(predictions, on="sample_id")
-    assert (lens.crm_probability == lens.din).all()
+    assert len(predictions) == catalog.load("samples").count()
+    assert predictions.sample_id.is_unique
     # What later stages rebuild the lens from: the settings it was trained with.
     recipe = catalog.load("lens_recipe")
     assert recipe["crm"] == "din" and recipe["training"]["max_epochs"] == 2
@@ -70,8 +65,7 @@ def test_nodes_are_named_by_stage_and_take_every_crm_in_order():
     assert {node.name for node in pipeline.nodes} == {
         "ctr_lens.fit_ctr_vocabulary", "ctr_lens.build_ctr_features", "ctr_lens.train_din", "ctr_lens.train_sim",
         "ctr_lens.train_deepfm", "ctr_lens.summarize_ctr_lens",
-        "ctr_lens.compute_user_representations", "ctr_lens.score_all_samples",
-        "ctr_lens.write_lens_recipe",
+        "ctr_lens.score_all_samples", "ctr_lens.write_lens_recipe",
     }  # fmt: skip
     by_name = {node.name: node for node in pipeline.nodes}
     checkpoints = [f"ctr_checkpoint_{name}" for name in TRAINED_CRMS]
@@ -81,26 +75,12 @@ def test_nodes_are_named_by_stage_and_take_every_crm_in_order():
     ]
 
 
-def test_the_lens_setting_picks_the_crm_behind_user_repr(tmp_path, upstream, database):
-    catalog = upstream.catalog(tmp_path, ctr_lens={"crm": "sim"})
-    before = catalog.load("user_repr").df()
-
-    SequentialRunner().run(
-        ctr_lens_pipeline().only_nodes("ctr_lens.compute_user_representations"), catalog
-    )
-
-    user_repr = catalog.load("user_repr").df().merge(catalog.load("crm_predictions").df())
-    assert (user_repr.crm_probability == user_repr.sim).all()
-    assert not (user_repr.crm_probability == user_repr.din).all()
-    assert not np.allclose(np.stack(before.user_repr), np.stack(user_repr.user_repr))
-
-
 def test_features_are_built_once_and_every_crm_node_reads_them():
     pipeline = ctr_lens_pipeline()
     readers = {node.name for node in pipeline.nodes if "ctr_features" in node.inputs}
     assert readers == {
         "ctr_lens.train_din", "ctr_lens.train_sim", "ctr_lens.train_deepfm",
-        "ctr_lens.score_all_samples", "ctr_lens.compute_user_representations",
+        "ctr_lens.score_all_samples",
     }  # fmt: skip
     sql_readers = {node.name for node in pipeline.nodes if "samples" in node.inputs}
     assert sql_readers == {"ctr_lens.build_ctr_features"}

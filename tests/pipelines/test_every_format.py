@@ -94,16 +94,18 @@ def check_ingest(catalog: DataCatalog, has_profiles: bool) -> None:
 
 
 def check_prompts(catalog: DataCatalog, has_profiles: bool, target_kind: str) -> None:
-    """One prompt per sample, with the sample's answer; the profile told only when known."""
+    """One prompt per selected sample, with the sample's answer; the profile told only when
+    known."""
     labels = catalog.load("samples").df().set_index("sample_id").label
-    prompts = catalog.load("prompts").df()
-    assert sorted(prompts.sample_id) == sorted(labels.index)
+    prompts = catalog.load("few2many_samples").df()
+    assert len(prompts) == sum(FEW2MANY.values()) and prompts.sample_id.is_unique
     expected = labels.loc[prompts.sample_id].map({1: "Yes.", 0: "No."})
     assert prompts.answer.tolist() == expected.tolist()
-    assert prompts.prompt.str.contains(f"will like {target_kind}").all()
-    # "job is" opens the movie template's profile (the book template has none).
-    told = prompts.prompt.str.contains("job is")
-    assert told.tolist() == [has_profiles] * len(prompts)
+    for column in ("prompt", "recency_prompt"):
+        assert prompts[column].str.contains(f"will like {target_kind}").all()
+        # "job is" opens the movie template's profile (the book template has none).
+        told = prompts[column].str.contains("job is")
+        assert told.tolist() == [has_profiles] * len(prompts)
     assert catalog.load("item_text_summary")["samples"] == EXPECTED_SUMMARY["samples"]
 
 

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from kedro.runner import SequentialRunner
 
+from reclora_pipeline.ctr.settings import TRAINED_CRMS
 from reclora_pipeline.errors import ParameterError
+from reclora_pipeline.pipelines.ctr_lens import create_pipeline as ctr_lens_pipeline
 from reclora_pipeline.pipelines.few2many import create_pipeline as few2many_pipeline
 
 SIZES = {"n_train": 12, "n_valid": 4, "n_test": 5}
@@ -19,10 +21,13 @@ COLUMNS = [
 def test_few2many_reads_data_not_other_stages_parameters():
     pipeline = few2many_pipeline()
     assert pipeline.inputs() == {
-        "prompts", "samples", "user_repr", "item_descriptions", "users", "prompt_recipe",
-        "params:few2many",
+        "samples", "retrieved_histories", "crm_predictions", "lens_recipe", "ctr_features",
+        "ctr_vocabulary", *(f"ctr_checkpoint_{name}" for name in TRAINED_CRMS),
+        "item_descriptions", "users", "prompt_recipe", "params:few2many",
     }  # fmt: skip
     assert {node.name for node in pipeline.nodes} == {
+        "few2many.draw_llm_subsets",
+        "few2many.compute_user_representations",
         "few2many.select_llm_samples",
         "few2many.summarize_few2many",
     }
@@ -34,6 +39,13 @@ def test_subsets_carry_prompts_and_user_representations(tmp_path, upstream, data
 
     rows = catalog.load("few2many_samples").df()
     assert list(rows.columns) == COLUMNS
+    # Prompts and lens vectors exist for the selected rows only.
+    assert (
+        catalog.load("user_repr").count() == len(rows) == catalog.load("few2many_selection").count()
+    )
+    assert rows.answer.isin(["Yes.", "No."]).all()
+    assert ((rows.answer == "Yes.") == (rows.label == 1)).all()
+    assert (rows.prompt_tokens > 0).all()
     samples = catalog.load("samples").df().set_index("sample_id")
     assert rows.groupby("subset").size().to_dict() == {"train": 12, "valid": 4, "test": 5}
     assert (rows.split == rows.subset).all() and rows.sample_id.is_unique
@@ -42,7 +54,7 @@ def test_subsets_carry_prompts_and_user_representations(tmp_path, upstream, data
     user_repr = catalog.load("user_repr").df().set_index("sample_id")
     first = rows.iloc[0]
     np.testing.assert_allclose(first.user_repr, user_repr.loc[first.sample_id, "user_repr"])
-    # The lens CRM's probability comes from user_repr (the default lens is din).
+    # The lens CRM's probability (the default lens is din) travels with its vectors.
     lens = user_repr.loc[rows.sample_id, "crm_probability"].to_numpy()
     assert (rows.crm_probability.to_numpy() == lens).all()
     predictions = catalog.load("crm_predictions").df().set_index("sample_id")
@@ -74,9 +86,9 @@ def test_selection_is_deterministic_and_strategy_dependent(tmp_path, upstream, d
 @pytest.mark.parametrize(("size", "split"), [("n_train", "train"), ("n_test", "test")])
 def test_subset_larger_than_its_split_is_a_clear_error(tmp_path, upstream, database, size, split):
     catalog = upstream.catalog(tmp_path, few2many={**SIZES, size: 10_000_000})
-    prompts = catalog.load("prompts")
-    available = prompts.connection.sql(
-        f"SELECT count(*) FROM {prompts.sql_name} WHERE split = '{split}'"
+    samples = catalog.load("samples")
+    available = samples.connection.sql(
+        f"SELECT count(*) FROM {samples.sql_name} WHERE split = '{split}'"
     ).fetchall()[0][0]
     message = (
         f"few2many.{size} = 10000000 but the {split} split has {available:,} samples: "
@@ -85,3 +97,22 @@ def test_subset_larger_than_its_split_is_a_clear_error(tmp_path, upstream, datab
     with pytest.raises(ParameterError, match=f"^{message}$"):
         SequentialRunner().run(few2many_pipeline(), catalog)
     assert not catalog.exists("few2many_samples")
+
+
+def test_the_lens_setting_picks_the_crm_behind_user_repr(tmp_path, upstream, database):
+    def rows_with_lens(folder, crm: str):
+        catalog = upstream.catalog(folder, ctr_lens={"crm": crm}, few2many=SIZES)
+        lens_recipe = ctr_lens_pipeline().only_nodes("ctr_lens.write_lens_recipe")
+        SequentialRunner().run(lens_recipe + few2many_pipeline(), catalog)
+        rows = catalog.load("few2many_samples").df().set_index("sample_id")
+        return rows, catalog.load("crm_predictions").df().set_index("sample_id")
+
+    din, _ = rows_with_lens(tmp_path / "din", "din")
+    sim, predictions = rows_with_lens(tmp_path / "sim", "sim")
+
+    assert (sim.crm_probability == predictions.loc[sim.index, "sim"]).all()
+    assert not (sim.crm_probability == predictions.loc[sim.index, "din"]).all()
+    common = din.index.intersection(sim.index)
+    assert not np.allclose(
+        np.stack(din.loc[common, "user_repr"]), np.stack(sim.loc[common, "user_repr"])
+    )

@@ -33,7 +33,5 @@ def test_item_text_pipeline_on_fixture_data(tmp_path, world, database):
     assert len(histories) == samples
     assert histories.text_history_item_ids.map(len).between(1, 3).all()
     assert histories.crm_history_item_ids.map(len).between(3, 5).all()
-    prompts = catalog.load("prompts").df()
-    assert prompts.answer.isin(["Yes.", "No."]).all()
-    assert ((prompts.answer == "Yes.") == (prompts.label == 1)).all()
-    assert prompts.prompt.str.contains("deduce if").all()
+    # Prompts are few2many's: rendered for the selected rows only.
+    assert not catalog.exists("prompts")

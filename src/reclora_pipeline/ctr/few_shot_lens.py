@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from reclora_pipeline.ctr.features import CTRFeatures, CTRVocab
 from reclora_pipeline.ctr.lens import new_crm
-from reclora_pipeline.ctr.lens_tables import user_repr_table
+from reclora_pipeline.ctr.lens_tables import rows_of, user_repr_table
 from reclora_pipeline.ctr.metrics import auc
 from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.ctr.training import score, train_ctr
@@ -49,23 +48,6 @@ def lens_recipe(settings: CtrLensSettings) -> dict[str, Any]:
 def settings_from_recipe(recipe: Mapping[str, Any]) -> CtrLensSettings:
     """The inverse of :func:`lens_recipe` (checked like the ``ctr_lens`` parameters)."""
     return parse(CtrLensSettings, dict(recipe), "lens_recipe")
-
-
-def rows_of(features: CTRFeatures, sample_ids: np.ndarray, what: str) -> CTRFeatures:
-    """The rows of ``features`` holding ``sample_ids``, in that order; a clear error when
-    some are missing (features from another run)."""
-    stored = features.sample_id.numpy()
-    order = np.argsort(stored, kind="stable")
-    found = np.searchsorted(stored, sample_ids, sorter=order)
-    found = np.minimum(found, len(stored) - 1)
-    index = order[found]
-    missing = sample_ids[stored[index] != sample_ids]
-    if missing.size:
-        raise UserInputError(
-            f"{missing.size} {what} samples are not in ctr_features (e.g. sample_id "
-            f"{missing[:3].tolist()}): rerun ctr_lens and few2many together"
-        )
-    return features.select(torch.from_numpy(index))
 
 
 def train_few_shot_lens(

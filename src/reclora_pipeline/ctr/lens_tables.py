@@ -1,4 +1,5 @@
-"""The tables the lens stage writes: user representations and every CRM's predictions."""
+"""The tables the lens CRMs fill: every CRM's predictions (ctr_lens) and the lens's user
+representations of the rows the LLM reads (few2many)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,29 @@ from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
+import torch
 from torch import nn
 
 from reclora_pipeline.ctr.features import CTRFeatures
 from reclora_pipeline.ctr.training import score, user_representations
-from reclora_pipeline.duckdb_store import DuckDBTable, quote_identifier
 from reclora_pipeline.errors import UserInputError
 
 
-def lens_probability(crm_predictions: DuckDBTable, crm: str, sample_ids: np.ndarray) -> np.ndarray:
-    """The lens CRM's column of ``crm_predictions``, in the order of ``sample_ids``."""
-    table = crm_predictions.connection.sql(
-        f"SELECT sample_id, {quote_identifier(crm)} AS p FROM {crm_predictions.sql_name} ORDER BY sample_id"
-    ).to_arrow_table()
-    if not np.array_equal(table.column("sample_id").to_numpy(), sample_ids):
-        raise UserInputError("crm_predictions and samples hold different samples: rerun ctr_lens")
-    return table.column("p").to_numpy()
+def rows_of(features: CTRFeatures, sample_ids: np.ndarray, what: str) -> CTRFeatures:
+    """The rows of ``features`` holding ``sample_ids``, in that order; a clear error when
+    some are missing (features from another run)."""
+    stored = features.sample_id.numpy()
+    order = np.argsort(stored, kind="stable")
+    found = np.searchsorted(stored, sample_ids, sorter=order)
+    found = np.minimum(found, len(stored) - 1)
+    index = order[found]
+    missing = sample_ids[stored[index] != sample_ids]
+    if missing.size:
+        raise UserInputError(
+            f"{missing.size} {what} samples are not in ctr_features (e.g. sample_id "
+            f"{missing[:3].tolist()}): rerun ctr_lens and few2many together"
+        )
+    return features.select(torch.from_numpy(index))
 
 
 def user_repr_table(model: nn.Module, features: CTRFeatures, probability: np.ndarray) -> pa.Table:
@@ -49,3 +57,12 @@ def predictions_table(models: Mapping[str, nn.Module], features: CTRFeatures) ->
     for name in sorted(models):
         columns[name] = pa.array(score(models[name], features), pa.float64())
     return pa.table(columns)
+
+
+def selected_user_repr(model: nn.Module, features: CTRFeatures, selection: pa.Table) -> pa.Table:
+    """:func:`user_repr_table` for the rows of ``selection`` only (its ``sample_id`` and the
+    lens's ``crm_probability``), in its order: the vectors of the rows the LLM reads, not of
+    every sample."""
+    sample_ids = selection.column("sample_id").to_numpy()
+    rows = rows_of(features, sample_ids, "few2many_selection")
+    return user_repr_table(model, rows, selection.column("crm_probability").to_numpy())

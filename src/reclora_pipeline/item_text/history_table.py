@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
@@ -109,11 +108,3 @@ def _retrieved_batches(
     elapsed = time.perf_counter() - started
     logger.info("retrieved histories for %d samples in %.1f s (%.0f samples/s)",
                 done, elapsed, done / max(elapsed, 1e-9))  # fmt: skip
-
-
-def text_histories(retrieved_histories: DuckDBTable) -> pd.DataFrame:
-    """The id columns and the text-side history of every sample, in ``sample_id`` order."""
-    columns = ", ".join((*ID_COLUMNS, "text_history_item_ids", "text_history_ratings"))
-    return retrieved_histories.connection.sql(
-        f"SELECT {columns} FROM {retrieved_histories.sql_name} ORDER BY sample_id"
-    ).df()

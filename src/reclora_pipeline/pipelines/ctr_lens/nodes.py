@@ -17,8 +17,8 @@ from reclora_pipeline.compute import use_threads
 from reclora_pipeline.ctr.feature_store import features_from_tensors, features_to_tensors
 from reclora_pipeline.ctr.features import CTRVocab
 from reclora_pipeline.ctr.few_shot_lens import lens_recipe
-from reclora_pipeline.ctr.lens import StateDict, load_crm, load_crms, train_and_test
-from reclora_pipeline.ctr.lens_tables import lens_probability, predictions_table, user_repr_table
+from reclora_pipeline.ctr.lens import StateDict, load_crms, train_and_test
+from reclora_pipeline.ctr.lens_tables import predictions_table
 from reclora_pipeline.ctr.sample_features import sample_features
 from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.duckdb_store import DuckDBTable
@@ -72,24 +72,6 @@ def summarize_ctr_lens(
     return dict(zip(names, metrics, strict=True))
 
 
-def compute_user_representations(
-    ctr_features: dict[str, torch.Tensor],
-    vocabulary: dict[str, Any],
-    settings: CtrLensSettings,
-    crm_predictions: DuckDBTable,
-    *checkpoints: StateDict,
-    names: tuple[str, ...],
-) -> pa.Table:
-    """``user_repr``: the lens CRM's (``settings.crm``) last MLP hidden vector for every
-    sample, detached, and its click probability (``crm_probability``)."""
-    use_threads(settings.torch_threads, THREADS_KEY)
-    vocab = CTRVocab.from_dict(vocabulary)
-    features = features_from_tensors(ctr_features, settings)
-    state = dict(zip(names, checkpoints, strict=True))[settings.crm]
-    probability = lens_probability(crm_predictions, settings.crm, features.sample_id.numpy())
-    return user_repr_table(load_crm(settings.crm, vocab, settings, state), features, probability)
-
-
 def score_all_samples(
     ctr_features: dict[str, torch.Tensor],
     vocabulary: dict[str, Any],
@@ -99,7 +81,8 @@ def score_all_samples(
 ) -> pa.Table:
     """``crm_predictions``: every trained CRM's click probability for every sample.
 
-    Evaluation compares the CRMs with the LLM arms on the same test rows.
+    few2many reads the lens's column (its ``crm_uncertain`` strategy and the gates' input
+    rows); evaluation compares the CRMs with the LLM arms on the same test rows.
     """
     use_threads(settings.torch_threads, THREADS_KEY)
     vocab = CTRVocab.from_dict(vocabulary)

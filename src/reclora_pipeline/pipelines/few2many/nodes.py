@@ -1,4 +1,8 @@
-"""Thin few2many nodes: each reads its inputs and calls the few2many library."""
+"""Thin few2many nodes: each reads its inputs and calls the few2many or ctr library.
+
+Nodes that need the CRM checkpoints take them positionally, in ``names`` order (the
+pipeline fixes ``names`` to ``TRAINED_CRMS``); only the lens's is used.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,16 @@ import logging
 from typing import Any
 
 import pyarrow as pa
+import torch
 
+from reclora_pipeline.compute import use_threads
+from reclora_pipeline.ctr.feature_store import features_from_tensors
+from reclora_pipeline.ctr.features import CTRVocab
+from reclora_pipeline.ctr.few_shot_lens import settings_from_recipe
+from reclora_pipeline.ctr.lens import StateDict, load_crm
+from reclora_pipeline.ctr.lens_tables import selected_user_repr
 from reclora_pipeline.duckdb_store import DuckDBTable
-from reclora_pipeline.few2many.assemble import selected_rows
+from reclora_pipeline.few2many.assemble import selected_rows, with_prompts
 from reclora_pipeline.few2many.recency import with_recency_prompts
 from reclora_pipeline.few2many.settings import Few2ManySettings
 from reclora_pipeline.few2many.subsets import draw_subsets
@@ -18,25 +29,57 @@ from reclora_pipeline.item_text.prompt_table import PromptRecipe
 logger = logging.getLogger(__name__)
 
 
-def select_llm_samples(
-    prompts: DuckDBTable,
+def draw_llm_subsets(
     samples: DuckDBTable,
-    user_repr: DuckDBTable,
-    item_descriptions: DuckDBTable,
-    users: DuckDBTable,
-    prompt_recipe: dict[str, Any],
+    crm_predictions: DuckDBTable,
+    lens_recipe: dict[str, Any],
     settings: Few2ManySettings,
 ) -> pa.Table:
-    """``few2many_samples``: one row per selected sample with its subset, prompts, the lens
-    CRM's ``user_repr`` and ``crm_probability``, and the recency prompt.
+    """``few2many_selection``: ``sample_id``, ``subset`` and the lens CRM's
+    ``crm_probability`` of every sample the LLM reads.
 
     Train rows follow ``few2many.strategy``; valid and test rows are always a
     seeded uniform draw, so every arm and strategy is scored on the same rows.
     """
-    selection = draw_subsets(prompts, user_repr, settings)
-    rows = selected_rows(selection, prompts, samples, user_repr)
+    return draw_subsets(samples, crm_predictions, settings_from_recipe(lens_recipe).crm, settings)
+
+
+def compute_user_representations(
+    few2many_selection: DuckDBTable,
+    ctr_features: dict[str, torch.Tensor],
+    ctr_vocabulary: dict[str, Any],
+    lens_recipe: dict[str, Any],
+    *checkpoints: StateDict,
+    names: tuple[str, ...],
+) -> pa.Table:
+    """``user_repr``: the lens CRM's last MLP hidden vector, detached, and its click
+    probability for every selected sample (not for every sample: the gates read only these)."""
+    lens = settings_from_recipe(lens_recipe)
+    use_threads(lens.torch_threads, "ctr_lens.torch_threads")
+    state = dict(zip(names, checkpoints, strict=True))[lens.crm]
+    model = load_crm(lens.crm, CTRVocab.from_dict(ctr_vocabulary), lens, state)
+    features = features_from_tensors(ctr_features, lens)
+    return selected_user_repr(model, features, few2many_selection.arrow())
+
+
+def select_llm_samples(
+    few2many_selection: DuckDBTable,
+    samples: DuckDBTable,
+    retrieved_histories: DuckDBTable,
+    user_repr: DuckDBTable,
+    item_descriptions: DuckDBTable,
+    users: DuckDBTable,
+    prompt_recipe: dict[str, Any],
+) -> pa.Table:
+    """``few2many_samples``: one row per selected sample with its subset, its prompt (the
+    retrieved text-side history) and recency prompt, and the lens CRM's ``user_repr`` and
+    ``crm_probability``."""
+    rows = selected_rows(few2many_selection.arrow(), samples, retrieved_histories, user_repr)
     recipe = PromptRecipe.from_dict(prompt_recipe)
-    return with_recency_prompts(rows, item_descriptions.df(), users.df(), recipe)
+    items, profiles = item_descriptions.df(), users.df()
+    return with_recency_prompts(
+        with_prompts(rows, items, profiles, recipe), items, profiles, recipe
+    )
 
 
 def summarize_few2many(few2many_samples: DuckDBTable) -> dict[str, Any]:

@@ -2,24 +2,45 @@
 
 from kedro.pipeline import Pipeline, node
 
+from reclora_pipeline.ctr.settings import TRAINED_CRMS
 from reclora_pipeline.pipelines.few2many import nodes
-from reclora_pipeline.pipelines.naming import stage_pipeline
+from reclora_pipeline.pipelines.naming import named_partial, stage_pipeline
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Select the train / valid / test subsets, each row with prompts and the lens's outputs."""
+    """Select the train / valid / test subsets; compute the lens's outputs and render the
+    prompts of those rows only."""
+    checkpoints = [f"ctr_checkpoint_{name}" for name in TRAINED_CRMS]
     return stage_pipeline(
         [
             node(
+                nodes.draw_llm_subsets,
+                ["samples", "crm_predictions", "lens_recipe", "params:few2many"],
+                "few2many_selection",
+                name="draw_llm_subsets",
+            ),
+            node(
+                named_partial(nodes.compute_user_representations, names=TRAINED_CRMS),
+                [
+                    "few2many_selection",
+                    "ctr_features",
+                    "ctr_vocabulary",
+                    "lens_recipe",
+                    *checkpoints,
+                ],
+                "user_repr",
+                name="compute_user_representations",
+            ),  # fmt: skip
+            node(
                 nodes.select_llm_samples,
                 [
-                    "prompts",
+                    "few2many_selection",
                     "samples",
+                    "retrieved_histories",
                     "user_repr",
                     "item_descriptions",
                     "users",
                     "prompt_recipe",
-                    "params:few2many",
                 ],
                 "few2many_samples",
                 name="select_llm_samples",

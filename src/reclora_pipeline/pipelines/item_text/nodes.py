@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import pandas as pd
@@ -18,7 +17,6 @@ from reclora_pipeline.compute import (
 )
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.item_text import descriptions, embeddings, history_table, preparation
-from reclora_pipeline.item_text.prompt_table import PromptRecipe, render_prompt_table
 from reclora_pipeline.item_text.settings import ItemTextSettings
 from reclora_pipeline.item_text.summary import item_text_summary
 
@@ -56,42 +54,22 @@ def embed_items(
 
 def retrieve_histories(
     samples: DuckDBTable, item_embeddings: DuckDBTable, settings: ItemTextSettings
-) -> pa.Table:
+) -> pa.RecordBatchReader:
     """Short text-side and long CRM-side histories for every sample, in chronological order."""
     return history_table.retrieve_histories(samples, item_embeddings, settings)
 
 
-def build_prompts(
-    retrieved_histories: DuckDBTable,
-    item_descriptions: DuckDBTable,
-    users: DuckDBTable,
-    prompt_recipe: dict[str, Any],
-) -> pa.Table:
-    """A chat prompt and its Yes/No answer for every sample, within the token budget."""
-    histories = history_table.text_histories(retrieved_histories)
-    started = time.perf_counter()
-    table = render_prompt_table(
-        histories,
-        ("text_history_item_ids", "text_history_ratings"),
-        item_descriptions.df(),
-        users.df(),
-        PromptRecipe.from_dict(prompt_recipe),
-    )
-    logger.info("rendered %d prompts in %.1f s", table.num_rows, time.perf_counter() - started)
-    return table
-
-
 def summarize_item_text(
     item_embeddings: DuckDBTable,
-    prompts_table: DuckDBTable,
+    retrieved_histories: DuckDBTable,
     language_model_info: dict[str, Any],
     settings: ItemTextSettings,
 ) -> dict[str, Any]:
-    """Counts and prompt-length statistics, the prompt template used, and how the
-    embeddings were computed."""
+    """Counts, the prompt template few2many renders with, and how the embeddings were
+    computed."""
     precision = choose_precision(settings.bf16, "cpu", "item_text.bf16")
     threads = choose_threads(settings.torch_threads, "item_text.torch_threads")
-    summary = {**item_text_summary(item_embeddings, prompts_table),
+    summary = {**item_text_summary(item_embeddings, retrieved_histories),
                "prompt_template": language_model_info.get("prompt_template"),
                "embedding_compute": compute_facts(precision, threads)}  # fmt: skip
     logger.info("item_text summary: %s", summary)

@@ -7,7 +7,8 @@ from reclora_pipeline.pipelines.naming import stage_pipeline
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """items -> descriptions -> embeddings -> retrieved histories -> prompts -> summary."""
+    """items -> descriptions -> embeddings -> retrieved histories -> summary; the prompt
+    recipe (few2many renders the prompts of the rows it selects)."""
     return stage_pipeline(
         [
             node(
@@ -36,14 +37,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="retrieve_histories",
             ),
             node(
-                nodes.build_prompts,
-                ["retrieved_histories", "item_descriptions", "users", "prompt_recipe"],
-                "prompts",
-                name="build_prompts",
-            ),
-            node(
                 nodes.summarize_item_text,
-                ["item_embeddings", "prompts", "language_model", "params:item_text"],
+                ["item_embeddings", "retrieved_histories", "language_model", "params:item_text"],
                 "item_text_summary",
                 name="summarize_item_text",
             ),
