@@ -10,10 +10,10 @@ import torch
 from reclora_pipeline import duckdb_store
 from reclora_pipeline.ctr.features import CTRVocab
 from reclora_pipeline.ctr.lens import load_crms, new_crm, train_and_test
-from reclora_pipeline.ctr.lens_tables import predictions_table, rows_of, selected_user_repr
+from reclora_pipeline.ctr.lens_tables import lens_outputs, lens_scorer, predictions_table, rows_of
 from reclora_pipeline.ctr.sample_features import of_split, sample_features
 from reclora_pipeline.ctr.settings import CtrLensSettings
-from reclora_pipeline.ctr.training import user_representations
+from reclora_pipeline.ctr.training import score, user_representations
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.typed_settings import parse
@@ -84,34 +84,31 @@ def test_training_is_seeded_and_the_checkpoint_reloads(tables, vocab, settings):
     assert not np.array_equal(reloaded.column("din"), untrained.column("din"))
 
 
-def test_user_repr_is_computed_for_the_selected_rows_only(tables, vocab, settings):
+def test_lens_outputs_cover_the_selected_rows_only(tables, vocab, settings):
     features = sample_features(*tables, vocab, settings)
     models = {name: new_crm(name, vocab, settings) for name in ("sim", "din", "deepfm")}
-    predictions = predictions_table(models, features)
     ids = features.sample_id.numpy()
     picked = np.array([ids[5], ids[0], ids[17]])
-    lens = predictions.column("sim").to_numpy()
-    selection = pa.table(
-        {"sample_id": picked, "crm_probability": lens[np.searchsorted(ids, picked)]}
-    )
 
-    user_repr = selected_user_repr(models["sim"], features, selection)
+    user_repr, predictions = lens_outputs(models, "sim", features, picked)
 
     assert predictions.column_names == ["sample_id", "deepfm", "din", "sim"]
+    assert predictions.column("sample_id").to_pylist() == picked.tolist()
     assert user_repr.column_names == ["sample_id", "user_repr", "crm_probability"]
     assert user_repr.schema.field("crm_probability").type == pa.float64()
     assert user_repr.column("user_repr").type == pa.list_(pa.float32(), SMALL["hidden_dim"])
     assert user_repr.column("sample_id").to_pylist() == picked.tolist()
-    assert (
-        user_repr.column("crm_probability").to_pylist()
-        == selection.column("crm_probability").to_pylist()
-    )
-    # The same vectors as the lens gives those rows scored on their own.
-    alone = user_representations(models["sim"], rows_of(features, picked, "picked"))
+    # The lens's probability travels with its vectors.
+    assert user_repr.column("crm_probability").equals(predictions.column("sim"))
+    # The same numbers as scoring those rows on their own.
+    rows = rows_of(features, picked, "picked")
     np.testing.assert_array_equal(
-        np.stack(user_repr.column("user_repr").to_numpy(zero_copy_only=False)), alone
+        np.stack(user_repr.column("user_repr").to_numpy(zero_copy_only=False)),
+        user_representations(models["sim"], rows),
+    )
+    np.testing.assert_allclose(predictions.column("din").to_numpy(), score(models["din"], rows))
+    np.testing.assert_allclose(
+        lens_scorer(models["din"], features)(picked), predictions.column("din").to_numpy()
     )
     with pytest.raises(UserInputError, match="few2many_selection"):
-        selected_user_repr(
-            models["sim"], features, pa.table({"sample_id": [10**9], "crm_probability": [0.5]})
-        )
+        lens_outputs(models, "sim", features, np.array([10**9]))

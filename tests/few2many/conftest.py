@@ -1,5 +1,5 @@
-"""Small samples / retrieved_histories / crm_predictions / user_repr tables in DuckDB, shaped
-like the upstream stages'."""
+"""Small samples / retrieved_histories / user_repr tables in DuckDB, shaped like the upstream
+stages'."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from reclora_pipeline import duckdb_store
 from reclora_pipeline.duckdb_store import DuckDBTable
 
 N = 60
+# The lens's click probability of each sample id (crm_uncertain's input).
+LENS = {int(i): (int(i) - 100) / N for i in range(100, 100 + N)}
 # Stored out of id order: nothing may depend on how rows arrived.
 SAMPLE_IDS = np.random.default_rng(0).permutation(np.arange(100, 100 + N))
 SPLITS = np.array(["train", "valid", "test"])[SAMPLE_IDS % 3]
@@ -22,7 +24,6 @@ SPLITS = np.array(["train", "valid", "test"])[SAMPLE_IDS % 3]
 class Store:
     samples: DuckDBTable
     retrieved_histories: DuckDBTable
-    crm_predictions: DuckDBTable
     user_repr: DuckDBTable
 
 
@@ -49,9 +50,6 @@ def _tables() -> dict[str, pa.Table]:
                     [[float(1 + j % 5) for j in h[-2:]] for h in histories], pa.list_(pa.float32())
                 ),
             }
-        ),
-        "crm_predictions": pa.table(
-            {"sample_id": ids, "din": (ids - 100) / N, "sim": 1 - (ids - 100) / N}
         ),
         "user_repr": pa.table(
             {

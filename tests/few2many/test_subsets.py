@@ -9,66 +9,65 @@ import pytest
 
 from reclora_pipeline import duckdb_store
 from reclora_pipeline.duckdb_store import DuckDBTable
-from reclora_pipeline.errors import ParameterError, UserInputError
+from reclora_pipeline.errors import ParameterError
 from reclora_pipeline.few2many.assemble import selected_rows, with_prompts
 from reclora_pipeline.few2many.selection import select
 from reclora_pipeline.few2many.settings import Few2ManySettings
 from reclora_pipeline.few2many.subsets import candidates, draw_subsets
 from reclora_pipeline.few2many.summary import subset_summary
-from tests.few2many.conftest import SAMPLE_IDS, SPLITS
+from tests.few2many.conftest import LENS, SAMPLE_IDS, SPLITS
 from tests.few2many.test_recency_prompts import _recipe
 
 SIZES = {"n_train": 6, "n_valid": 3, "n_test": 4}
 
 
-def test_candidates_are_one_split_in_id_order_with_the_lens_probability(store):
-    pool = candidates(store.samples, store.crm_predictions, "din", "valid")
+def lens_scores(sample_ids: np.ndarray) -> np.ndarray:
+    """The fixture lens's probabilities; records which ids it was asked for."""
+    SCORED.append(np.asarray(sample_ids).copy())
+    return np.array([LENS[int(i)] for i in sample_ids])
+
+
+SCORED: list[np.ndarray] = []
+
+
+def test_candidates_are_one_split_in_id_order(store):
+    pool = candidates(store.samples, "valid")
 
     expected = np.sort(SAMPLE_IDS[SPLITS == "valid"])
     np.testing.assert_array_equal(pool.column("sample_id").to_numpy(), expected)
     np.testing.assert_array_equal(pool.column("user_id").to_numpy(), expected % 7 + 1)
-    np.testing.assert_allclose(pool.column("crm_probability").to_numpy(), (expected - 100) / 60)
-    other_lens = candidates(store.samples, store.crm_predictions, "sim", "valid")
-    np.testing.assert_allclose(
-        other_lens.column("crm_probability").to_numpy(), 1 - (expected - 100) / 60
-    )
-
-
-def test_a_lens_without_predictions_is_a_clear_error(store):
-    with pytest.raises(UserInputError, match="no column for the lens CRM 'deepfm'.*rerun ctr_lens"):
-        candidates(store.samples, store.crm_predictions, "deepfm", "valid")
 
 
 def test_each_subset_is_its_own_seeded_draw_from_its_split(store):
     settings = Few2ManySettings(**SIZES, strategy="crm_uncertain", seed=4)
 
-    drawn = draw_subsets(store.samples, store.crm_predictions, "din", settings)
+    drawn = draw_subsets(store.samples, settings, lens_scores)
 
-    assert drawn.column_names == ["sample_id", "subset", "crm_probability"]
-    # Each chosen row carries its lens probability.
-    np.testing.assert_allclose(
-        drawn.column("crm_probability").to_numpy(),
-        (drawn.column("sample_id").to_numpy() - 100) / 60,
-    )
+    assert drawn.column_names == ["sample_id", "subset"]
     for subset, (size, strategy) in settings.subsets().items():
-        pool = candidates(store.samples, store.crm_predictions, "din", subset)
+        pool = candidates(store.samples, subset).column("sample_id").to_numpy()
         expected = select(
-            pool.column("sample_id").to_numpy(), size, strategy, 4,
-            crm_probability=pool.column("crm_probability").to_numpy(),
+            pool, size, strategy, 4,
+            crm_probability=np.array([LENS[int(i)] for i in pool]),
         )  # fmt: skip
         chosen = drawn.filter(pa.compute.equal(drawn.column("subset"), subset))
         np.testing.assert_array_equal(chosen.column("sample_id").to_numpy(), expected)
-    assert draw_subsets(store.samples, store.crm_predictions, "din", settings).equals(drawn)
+    assert draw_subsets(store.samples, settings, lens_scores).equals(drawn)
+
+
+def test_only_crm_uncertain_asks_the_lens_and_only_for_the_train_split(store):
+    SCORED.clear()
+    draw_subsets(store.samples, Few2ManySettings(**SIZES, strategy="random"), lens_scores)
+    assert SCORED == []
+    draw_subsets(store.samples, Few2ManySettings(**SIZES, strategy="crm_uncertain"), lens_scores)
+    assert len(SCORED) == 1
+    np.testing.assert_array_equal(SCORED[0], np.sort(SAMPLE_IDS[SPLITS == "train"]))
 
 
 def test_only_the_train_subset_follows_the_strategy(store):
     def drawn(strategy: str) -> dict[str, set[int]]:
-        table = draw_subsets(
-            store.samples,
-            store.crm_predictions,
-            "din",
-            Few2ManySettings(**SIZES, strategy=strategy),
-        ).to_pandas()
+        settings = Few2ManySettings(**SIZES, strategy=strategy)
+        table = draw_subsets(store.samples, settings, lens_scores).to_pandas()
         return {name: set(rows.sample_id) for name, rows in table.groupby("subset")}
 
     uniform, uncertain = drawn("random"), drawn("crm_uncertain")
@@ -82,7 +81,7 @@ def test_a_subset_larger_than_its_split_names_its_setting(store):
         ParameterError,
         match=r"^few2many.n_valid = 21 but the valid split has 20 samples: set it to at most 20$",
     ):
-        draw_subsets(store.samples, store.crm_predictions, "din", settings)
+        draw_subsets(store.samples, settings, lens_scores)
 
 
 def test_selected_rows_join_histories_and_the_lens_outputs(store):
@@ -145,3 +144,11 @@ def test_summary_counts_each_subset(store):
         "train": {"samples": 2, "positives": 0, "users": 2, "median_prompt_tokens": 6.0,
                   "max_prompt_tokens": 7},
     }  # fmt: skip
+
+
+def test_an_oversized_train_subset_stops_before_the_lens_scores_its_split(store):
+    SCORED.clear()
+    settings = Few2ManySettings(**{**SIZES, "n_train": 21}, strategy="crm_uncertain")
+    with pytest.raises(ParameterError, match="few2many.n_train = 21"):
+        draw_subsets(store.samples, settings, lens_scores)
+    assert SCORED == []

@@ -8,7 +8,6 @@ from kedro.runner import SequentialRunner
 
 from reclora_pipeline.ctr.feature_store import features_from_tensors
 from reclora_pipeline.ctr.features import CTRVocab
-from reclora_pipeline.ctr.metrics import auc
 from reclora_pipeline.ctr.sample_features import sample_features
 from reclora_pipeline.ctr.settings import TRAINED_CRMS
 from reclora_pipeline.errors import UserInputError
@@ -42,22 +41,12 @@ def test_ctr_lens_trains_every_crm_and_scores_every_sample(tmp_path, world, data
     for values in metrics.values():
         assert {"valid_auc", "test_auc", "test_logloss", "n_test", "epochs"} <= set(values)
         assert 1 <= values["epochs"] <= 2 and values["n_test"] > 0
-    # user_repr is few2many's: computed for the rows the LLM reads, not for every sample.
-    assert not catalog.exists("user_repr")
-    predictions = catalog.load("crm_predictions").df()
-    assert len(predictions) == catalog.load("samples").count()
-    assert predictions.sample_id.is_unique
+    # user_repr and crm_predictions are few2many's: computed for the rows the LLM reads,
+    # not for every sample.
+    assert not catalog.exists("user_repr") and not catalog.exists("crm_predictions")
     # What later stages rebuild the lens from: the settings it was trained with.
     recipe = catalog.load("lens_recipe")
     assert recipe["crm"] == "din" and recipe["training"]["max_epochs"] == 2
-    for name in ("din", "sim", "deepfm"):
-        assert predictions[name].between(0, 1).all()
-    # The stored predictions are the ones the metrics were computed from.
-    test_rows = catalog.load("samples").df().query("split == 'test'")[["sample_id", "label"]]
-    scored = test_rows.merge(predictions, on="sample_id")
-    assert auc(scored.label.to_numpy(), scored.din.to_numpy()) == pytest.approx(
-        metrics["din"]["test_auc"], abs=1e-6
-    )
 
 
 def test_nodes_are_named_by_stage_and_take_every_crm_in_order():
@@ -65,11 +54,9 @@ def test_nodes_are_named_by_stage_and_take_every_crm_in_order():
     assert {node.name for node in pipeline.nodes} == {
         "ctr_lens.fit_ctr_vocabulary", "ctr_lens.build_ctr_features", "ctr_lens.train_din", "ctr_lens.train_sim",
         "ctr_lens.train_deepfm", "ctr_lens.summarize_ctr_lens",
-        "ctr_lens.score_all_samples", "ctr_lens.write_lens_recipe",
+        "ctr_lens.write_lens_recipe",
     }  # fmt: skip
     by_name = {node.name: node for node in pipeline.nodes}
-    checkpoints = [f"ctr_checkpoint_{name}" for name in TRAINED_CRMS]
-    assert by_name["ctr_lens.score_all_samples"].inputs[-3:] == checkpoints
     assert by_name["ctr_lens.summarize_ctr_lens"].inputs == [
         f"ctr_metrics_{name}" for name in TRAINED_CRMS
     ]
@@ -80,7 +67,6 @@ def test_features_are_built_once_and_every_crm_node_reads_them():
     readers = {node.name for node in pipeline.nodes if "ctr_features" in node.inputs}
     assert readers == {
         "ctr_lens.train_din", "ctr_lens.train_sim", "ctr_lens.train_deepfm",
-        "ctr_lens.score_all_samples",
     }  # fmt: skip
     sql_readers = {node.name for node in pipeline.nodes if "samples" in node.inputs}
     assert sql_readers == {"ctr_lens.build_ctr_features"}

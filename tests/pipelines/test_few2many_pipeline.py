@@ -21,13 +21,13 @@ COLUMNS = [
 def test_few2many_reads_data_not_other_stages_parameters():
     pipeline = few2many_pipeline()
     assert pipeline.inputs() == {
-        "samples", "retrieved_histories", "crm_predictions", "lens_recipe", "ctr_features",
+        "samples", "retrieved_histories", "lens_recipe", "ctr_features",
         "ctr_vocabulary", *(f"ctr_checkpoint_{name}" for name in TRAINED_CRMS),
         "item_descriptions", "users", "prompt_recipe", "params:few2many",
     }  # fmt: skip
     assert {node.name for node in pipeline.nodes} == {
         "few2many.draw_llm_subsets",
-        "few2many.compute_user_representations",
+        "few2many.compute_lens_outputs",
         "few2many.select_llm_samples",
         "few2many.summarize_few2many",
     }
@@ -39,10 +39,10 @@ def test_subsets_carry_prompts_and_user_representations(tmp_path, upstream, data
 
     rows = catalog.load("few2many_samples").df()
     assert list(rows.columns) == COLUMNS
-    # Prompts and lens vectors exist for the selected rows only.
-    assert (
-        catalog.load("user_repr").count() == len(rows) == catalog.load("few2many_selection").count()
-    )
+    # Prompts, lens vectors and CRM predictions exist for the selected rows only.
+    selected = catalog.load("few2many_selection").count()
+    assert catalog.load("user_repr").count() == len(rows) == selected
+    assert catalog.load("crm_predictions").count() == selected
     assert rows.answer.isin(["Yes.", "No."]).all()
     assert ((rows.answer == "Yes.") == (rows.label == 1)).all()
     assert (rows.prompt_tokens > 0).all()

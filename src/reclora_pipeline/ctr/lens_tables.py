@@ -1,9 +1,9 @@
-"""The tables the lens CRMs fill: every CRM's predictions (ctr_lens) and the lens's user
-representations of the rows the LLM reads (few2many)."""
+"""What the trained CRMs give the rows the LLM reads (few2many): the lens's user
+representations and every CRM's predictions, computed for those rows only."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -59,10 +59,23 @@ def predictions_table(models: Mapping[str, nn.Module], features: CTRFeatures) ->
     return pa.table(columns)
 
 
-def selected_user_repr(model: nn.Module, features: CTRFeatures, selection: pa.Table) -> pa.Table:
-    """:func:`user_repr_table` for the rows of ``selection`` only (its ``sample_id`` and the
-    lens's ``crm_probability``), in its order: the vectors of the rows the LLM reads, not of
-    every sample."""
-    sample_ids = selection.column("sample_id").to_numpy()
+def lens_outputs(
+    models: Mapping[str, nn.Module], lens: str, features: CTRFeatures, sample_ids: np.ndarray
+) -> tuple[pa.Table, pa.Table]:
+    """``user_repr`` (the lens's vectors and click probability) and ``crm_predictions``
+    (every CRM's click probability) of the rows of ``features`` holding ``sample_ids``, in
+    that order: the rows the LLM reads and is compared on, not every sample."""
     rows = rows_of(features, sample_ids, "few2many_selection")
-    return user_repr_table(model, rows, selection.column("crm_probability").to_numpy())
+    predictions = predictions_table(models, rows)
+    user_repr = user_repr_table(models[lens], rows, predictions.column(lens).to_numpy())
+    return user_repr, predictions
+
+
+def lens_scorer(model: nn.Module, features: CTRFeatures) -> Callable[[np.ndarray], np.ndarray]:
+    """A function of sample ids giving ``model``'s click probabilities of those rows of
+    ``features``: only the rows asked for are scored."""
+
+    def scores(sample_ids: np.ndarray) -> np.ndarray:
+        return score(model, rows_of(features, sample_ids, "candidate"))
+
+    return scores

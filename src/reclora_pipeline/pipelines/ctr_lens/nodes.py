@@ -10,15 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pyarrow as pa
 import torch
 
 from reclora_pipeline.compute import use_threads
 from reclora_pipeline.ctr.feature_store import features_from_tensors, features_to_tensors
 from reclora_pipeline.ctr.features import CTRVocab
 from reclora_pipeline.ctr.few_shot_lens import lens_recipe
-from reclora_pipeline.ctr.lens import StateDict, load_crms, train_and_test
-from reclora_pipeline.ctr.lens_tables import predictions_table
+from reclora_pipeline.ctr.lens import StateDict, train_and_test
 from reclora_pipeline.ctr.sample_features import sample_features
 from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.duckdb_store import DuckDBTable
@@ -70,22 +68,3 @@ def summarize_ctr_lens(
 ) -> dict[str, dict[str, float]]:
     """One entry per trained CRM, keyed by model name."""
     return dict(zip(names, metrics, strict=True))
-
-
-def score_all_samples(
-    ctr_features: dict[str, torch.Tensor],
-    vocabulary: dict[str, Any],
-    settings: CtrLensSettings,
-    *checkpoints: StateDict,
-    names: tuple[str, ...],
-) -> pa.Table:
-    """``crm_predictions``: every trained CRM's click probability for every sample.
-
-    few2many reads the lens's column (its ``crm_uncertain`` strategy and the gates' input
-    rows); evaluation compares the CRMs with the LLM arms on the same test rows.
-    """
-    use_threads(settings.torch_threads, THREADS_KEY)
-    vocab = CTRVocab.from_dict(vocabulary)
-    features = features_from_tensors(ctr_features, settings)
-    models = load_crms(dict(zip(names, checkpoints, strict=True)), vocab, settings)
-    return predictions_table(models, features)

@@ -8,8 +8,8 @@ from reclora_pipeline.pipelines.naming import named_partial, stage_pipeline
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """vocabulary -> features (built once) -> one trained CRM per model -> metrics and
-    every CRM's predictions (few2many computes the lens's user_repr for the rows it picks)."""
+    """vocabulary -> features (built once) -> one trained CRM per model -> metrics; the lens
+    recipe (few2many computes the CRMs' outputs for the rows it picks)."""
     features = ["ctr_features", "ctr_vocabulary", "params:ctr_lens"]
     # Per-CRM datasets go in positionally, in TRAINED_CRMS order (the nodes' ``names``).
     checkpoints = [f"ctr_checkpoint_{name}" for name in TRAINED_CRMS]
@@ -46,12 +46,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 metrics,
                 "ctr_lens_metrics",
                 name="summarize_ctr_lens",
-            ),
-            node(
-                named_partial(nodes.score_all_samples, names=TRAINED_CRMS),
-                features + checkpoints,
-                "crm_predictions",
-                name="score_all_samples",
             ),
         ],
         "ctr_lens",

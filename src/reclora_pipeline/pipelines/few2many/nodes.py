@@ -1,7 +1,7 @@
 """Thin few2many nodes: each reads its inputs and calls the few2many or ctr library.
 
-Nodes that need the CRM checkpoints take them positionally, in ``names`` order (the
-pipeline fixes ``names`` to ``TRAINED_CRMS``); only the lens's is used.
+Nodes that need the trained CRMs take their checkpoints positionally, in ``names`` order
+(the pipeline fixes ``names`` to ``TRAINED_CRMS``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from reclora_pipeline.compute import use_threads
 from reclora_pipeline.ctr.feature_store import features_from_tensors
 from reclora_pipeline.ctr.features import CTRVocab
 from reclora_pipeline.ctr.few_shot_lens import settings_from_recipe
-from reclora_pipeline.ctr.lens import StateDict, load_crm
-from reclora_pipeline.ctr.lens_tables import selected_user_repr
+from reclora_pipeline.ctr.lens import StateDict, load_crms
+from reclora_pipeline.ctr.lens_tables import lens_outputs, lens_scorer
+from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.few2many.assemble import selected_rows, with_prompts
 from reclora_pipeline.few2many.recency import with_recency_prompts
@@ -27,39 +28,62 @@ from reclora_pipeline.few2many.summary import subset_summary
 from reclora_pipeline.item_text.prompt_table import PromptRecipe
 
 logger = logging.getLogger(__name__)
+# The CRMs run with the thread count they were trained with.
+THREADS_KEY = "ctr_lens.torch_threads"
 
 
 def draw_llm_subsets(
     samples: DuckDBTable,
-    crm_predictions: DuckDBTable,
+    ctr_features: dict[str, torch.Tensor],
+    ctr_vocabulary: dict[str, Any],
     lens_recipe: dict[str, Any],
     settings: Few2ManySettings,
+    *checkpoints: StateDict,
+    names: tuple[str, ...],
 ) -> pa.Table:
-    """``few2many_selection``: ``sample_id``, ``subset`` and the lens CRM's
-    ``crm_probability`` of every sample the LLM reads.
+    """``few2many_selection``: ``sample_id`` and ``subset`` of every sample the LLM reads.
 
-    Train rows follow ``few2many.strategy``; valid and test rows are always a
-    seeded uniform draw, so every arm and strategy is scored on the same rows.
+    Train rows follow ``few2many.strategy`` (``crm_uncertain`` scores the train split with
+    the lens CRM); valid and test rows are always a seeded uniform draw, so every arm and
+    strategy is scored on the same rows.
     """
-    return draw_subsets(samples, crm_predictions, settings_from_recipe(lens_recipe).crm, settings)
+    lens = settings_from_recipe(lens_recipe)
+    if settings.strategy != "crm_uncertain":
+        return draw_subsets(samples, settings)
+    use_threads(lens.torch_threads, THREADS_KEY)
+    models = _trained_crms(ctr_vocabulary, lens, checkpoints, names)
+    features = features_from_tensors(ctr_features, lens)
+    return draw_subsets(samples, settings, lens_scorer(models[lens.crm], features))
 
 
-def compute_user_representations(
+def compute_lens_outputs(
     few2many_selection: DuckDBTable,
     ctr_features: dict[str, torch.Tensor],
     ctr_vocabulary: dict[str, Any],
     lens_recipe: dict[str, Any],
     *checkpoints: StateDict,
     names: tuple[str, ...],
-) -> pa.Table:
-    """``user_repr``: the lens CRM's last MLP hidden vector, detached, and its click
-    probability for every selected sample (not for every sample: the gates read only these)."""
+) -> tuple[pa.Table, pa.Table]:
+    """``user_repr`` (the lens CRM's last MLP hidden vector, detached, and its click
+    probability) and ``crm_predictions`` (every CRM's click probability) of the selected
+    samples: the gates and the comparison read these rows only."""
     lens = settings_from_recipe(lens_recipe)
-    use_threads(lens.torch_threads, "ctr_lens.torch_threads")
-    state = dict(zip(names, checkpoints, strict=True))[lens.crm]
-    model = load_crm(lens.crm, CTRVocab.from_dict(ctr_vocabulary), lens, state)
+    use_threads(lens.torch_threads, THREADS_KEY)
+    models = _trained_crms(ctr_vocabulary, lens, checkpoints, names)
     features = features_from_tensors(ctr_features, lens)
-    return selected_user_repr(model, features, few2many_selection.arrow())
+    sample_ids = few2many_selection.arrow().column("sample_id").to_numpy()
+    return lens_outputs(models, lens.crm, features, sample_ids)
+
+
+def _trained_crms(
+    vocabulary: dict[str, Any],
+    lens: CtrLensSettings,
+    checkpoints: tuple[StateDict, ...],
+    names: tuple[str, ...],
+) -> dict[str, torch.nn.Module]:
+    """Every trained CRM, rebuilt from the lens recipe and loaded from its checkpoint."""
+    states = dict(zip(names, checkpoints, strict=True))
+    return load_crms(states, CTRVocab.from_dict(vocabulary), lens)
 
 
 def select_llm_samples(

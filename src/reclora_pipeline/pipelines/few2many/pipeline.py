@@ -8,29 +8,26 @@ from reclora_pipeline.pipelines.naming import named_partial, stage_pipeline
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Select the train / valid / test subsets; compute the lens's outputs and render the
+    """Select the train / valid / test subsets; compute the CRMs' outputs and render the
     prompts of those rows only."""
+    # The trained CRMs, rebuilt from the lens recipe; checkpoints go in positionally, in
+    # TRAINED_CRMS order (the nodes' ``names``).
+    lens = ["samples", "ctr_features", "ctr_vocabulary", "lens_recipe"]
     checkpoints = [f"ctr_checkpoint_{name}" for name in TRAINED_CRMS]
     return stage_pipeline(
         [
             node(
-                nodes.draw_llm_subsets,
-                ["samples", "crm_predictions", "lens_recipe", "params:few2many"],
+                named_partial(nodes.draw_llm_subsets, names=TRAINED_CRMS),
+                [*lens, "params:few2many", *checkpoints],
                 "few2many_selection",
                 name="draw_llm_subsets",
             ),
             node(
-                named_partial(nodes.compute_user_representations, names=TRAINED_CRMS),
-                [
-                    "few2many_selection",
-                    "ctr_features",
-                    "ctr_vocabulary",
-                    "lens_recipe",
-                    *checkpoints,
-                ],
-                "user_repr",
-                name="compute_user_representations",
-            ),  # fmt: skip
+                named_partial(nodes.compute_lens_outputs, names=TRAINED_CRMS),
+                ["few2many_selection", *lens[1:], *checkpoints],
+                ["user_repr", "crm_predictions"],
+                name="compute_lens_outputs",
+            ),
             node(
                 nodes.select_llm_samples,
                 [
