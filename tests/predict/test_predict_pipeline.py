@@ -71,7 +71,7 @@ def test_the_test_rows_get_the_evaluations_scores(trained, tmp_path, database, a
     assert (rows.history_length.to_numpy() == stored.history_length.to_numpy()).all()
 
 
-def test_every_sample_gets_its_stored_prompt_and_lens_vector(trained, tmp_path, database):
+def test_every_sample_gets_the_prompt_and_lens_vector_few2many_stored(trained, tmp_path, database):
     source = trained.catalog(tmp_path / "read")
     samples = source.load("samples").df()
     users, items = _source_ids(source, samples.user_id, samples.item_id)
@@ -81,10 +81,13 @@ def test_every_sample_gets_its_stored_prompt_and_lens_vector(trained, tmp_path, 
     )
     catalog = _predict(trained, tmp_path, candidates=str(path))
     rows = catalog.load("prediction_rows").df().set_index("row").sort_index()
-    prompts = catalog.load("prompts").df().set_index("sample_id").loc[samples.sample_id]
-    assert rows.prompt.tolist() == prompts.prompt.tolist()
-    vectors = catalog.load("user_repr").df().set_index("sample_id").loc[samples.sample_id]
-    np.testing.assert_allclose(np.stack(rows.user_repr), np.stack(vectors.user_repr), atol=1e-6)
+    rows.index = samples.sample_id.to_numpy()
+    assert (rows.history_length.to_numpy() == samples.history_length.to_numpy()).all()
+    # Prompts and lens vectors are stored for the Few2Many rows (every subset) only.
+    stored = catalog.load("few2many_samples").df().set_index("sample_id")
+    chosen = rows.loc[stored.index]
+    assert chosen.prompt.tolist() == stored.prompt.tolist()
+    np.testing.assert_allclose(np.stack(chosen.user_repr), np.stack(stored.user_repr), atol=1e-6)
     scores = catalog.load("predictions").df().score
     assert len(scores) == len(samples) and scores.between(0, 1).all()
 
