@@ -75,8 +75,11 @@ def normalised_table(embeddings: np.ndarray, metric: str) -> torch.Tensor:
     return table
 
 
-# Gathered history vectors per chunk of rows: [rows, L, d] floats stay under ~128 MB.
-_CHUNK_FLOATS = 2**25
+# Gathered history vectors per chunk of rows: [rows, L, d] floats of about 16 MB (128 rows
+# at L = 60, d = 512), small enough to stay in cache between the gather and the product.
+# Chunks of 128 MB (the first version) ran about 2x slower: the gathered block went out to
+# memory and was read back (docs/benchmarks.md, "Stages at ML-25M scale").
+_CHUNK_FLOATS = 2**22
 
 
 def _similarities(
@@ -87,8 +90,9 @@ def _similarities(
     scores = torch.empty(ids.shape, dtype=item_table.dtype)
     for start in range(0, ids.shape[0], rows):
         chunk = slice(start, start + rows)
-        target = item_table[targets[chunk]]  # [rows, d]
-        scores[chunk] = torch.einsum("bld,bd->bl", item_table[ids[chunk]], target)  # [rows, L]
+        history = torch.nn.functional.embedding(ids[chunk], item_table)  # [rows, L, d]
+        target = torch.nn.functional.embedding(targets[chunk], item_table)  # [rows, d]
+        scores[chunk] = torch.bmm(history, target.unsqueeze(2)).squeeze(2)  # [rows, L]
     return scores
 
 
