@@ -7,12 +7,15 @@ import pandas as pd
 import pyarrow as pa
 
 from reclora_pipeline.duckdb_store import DuckDBTable
-from reclora_pipeline.item_text.prompt_table import ID_COLUMNS, PromptRecipe, render_prompt_table
+from reclora_pipeline.item_text.prompt_table import (
+    ID_COLUMNS,
+    TEXT_HISTORY,
+    PromptRecipe,
+    retrieved_prompt_table,
+)
 
 # The name the selection is registered under while the join runs.
 _SELECTION_VIEW = "few2many_selected"
-# The text-side history the retriever picked: what goes into a row's prompt.
-TEXT_HISTORY = ("text_history_item_ids", "text_history_ratings")
 # The prompt's columns, as render_prompt_table names them.
 PROMPT_COLUMNS = ("prompt", "answer", "prompt_tokens")
 
@@ -28,7 +31,7 @@ def selected_rows(
     ``crm_probability``, ordered by subset then sample."""
     connection = samples.connection
     # A registered view, not a Python-variable scan: explicit, and dropped afterwards.
-    connection.register(_SELECTION_VIEW, selection.select(["sample_id", "subset"]))
+    connection.register(_SELECTION_VIEW, selection)
     try:
         return connection.sql(
             f"""SELECT sel.subset, s.sample_id, s.user_id, s.item_id, s.label, s.split,
@@ -53,8 +56,7 @@ def with_prompts(
     Only the chosen rows are rendered: the LLM reads a few hundred (paper: ~100,000) of the
     millions of samples a large data set has.
     """
-    frame = rows.select([*ID_COLUMNS, *TEXT_HISTORY]).to_pandas()
-    rendered = render_prompt_table(frame, TEXT_HISTORY, items, users, recipe)
+    rendered = retrieved_prompt_table(rows, items, users, recipe)
     kept = rows.drop_columns(list(TEXT_HISTORY))
     after_ids = kept.column_names.index(ID_COLUMNS[-1]) + 1
     for offset, name in enumerate(PROMPT_COLUMNS):

@@ -21,6 +21,8 @@ from reclora_pipeline.item_text.retrieval import RetrievalRecipe
 from reclora_pipeline.missing import is_missing
 
 ID_COLUMNS = ("sample_id", "user_id", "item_id", "label", "split")
+# The retriever's text-side history (item_text.history_table): what a row's prompt holds.
+TEXT_HISTORY = ("text_history_item_ids", "text_history_ratings")
 
 
 def user_profiles(users: pd.DataFrame, ml1m_codes: bool) -> dict[int, dict[str, str] | None]:
@@ -131,3 +133,12 @@ def render_prompt_table(
         recipe.max_prompt_tokens,
         recipe.prompt_template,
     )
+
+
+def retrieved_prompt_table(
+    rows: pa.Table, items: pd.DataFrame, users: pd.DataFrame, recipe: PromptRecipe
+) -> pa.Table:
+    """:func:`render_prompt_table` of ``rows`` (the id columns and the retrieved text-side
+    history, ``TEXT_HISTORY``): the prompts few2many stores and predict rebuilds."""
+    frame = rows.select([*ID_COLUMNS, *TEXT_HISTORY]).to_pandas()
+    return render_prompt_table(frame, TEXT_HISTORY, items, users, recipe)

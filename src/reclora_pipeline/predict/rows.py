@@ -29,7 +29,7 @@ from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.few2many.recency import with_recency_prompts
 from reclora_pipeline.finetune.arms import check_arm
 from reclora_pipeline.item_text.history_table import BATCH_ROWS, embedding_lookup, retrieve_batch
-from reclora_pipeline.item_text.prompt_table import ID_COLUMNS, PromptRecipe, render_prompt_table
+from reclora_pipeline.item_text.prompt_table import PromptRecipe, retrieved_prompt_table
 from reclora_pipeline.item_text.retrieval import RetrievalRecipe
 from reclora_pipeline.predict.histories import HistoryRule, histories_as_of
 
@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 # The columns of the candidates the output keeps, in front of the built ones.
 CANDIDATE_COLUMNS = ("row", "user_id", "item_id", "source_user_id", "source_item_id", "timestamp")
-TEXT_HISTORY = ("text_history_item_ids", "text_history_ratings")
 
 
 @dataclass(frozen=True)
@@ -144,13 +143,12 @@ def retrieve(samples: pa.Table, lookup: torch.Tensor, recipe: RetrievalRecipe) -
 
 
 def render(samples: pa.Table, retrieved: pa.Table, column: str, text: TextRecipe) -> pa.Array:
-    """The prompts of ``column``: ``prompt`` (retrieved history, as item_text renders it) or
-    ``recency_prompt`` (the last K_text items, as few2many renders it)."""
+    """The prompts of ``column``: ``prompt`` (retrieved history) or ``recency_prompt`` (the
+    last K_text items), each as few2many renders it."""
     if column == "recency_prompt":
         rendered = with_recency_prompts(samples, text.items, text.users, text.prompts)
         return rendered.column(column).combine_chunks()
-    frame = retrieved.select([*ID_COLUMNS, *TEXT_HISTORY]).to_pandas()
-    table = render_prompt_table(frame, TEXT_HISTORY, text.items, text.users, text.prompts)
+    table = retrieved_prompt_table(retrieved, text.items, text.users, text.prompts)
     return table.column("prompt").combine_chunks()
 
 
