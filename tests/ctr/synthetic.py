@@ -64,3 +64,33 @@ def rule_samples(
             ),
         }
     )
+
+
+def rule_interactions(
+    n_users: int = 30, per_user: int = 12, n_items: int = 40, seed: int = 0
+) -> pa.Table:
+    """An interaction log in ingest's schema (interaction_id in (timestamp, user, item)
+    order, label, split by ``interaction_id % 3``) where each user has a taste for one
+    item group (item_id % 2) and clicks the items of that group: only a model that reads
+    the user's earlier items beats AUC 0.5."""
+    rng = np.random.default_rng(seed)
+    taste = rng.integers(0, 2, n_users)
+    user = np.repeat(np.arange(1, n_users + 1), per_user)
+    timestamp = np.tile(np.arange(per_user), n_users) * 10 + rng.integers(0, 5, len(user))
+    # Mostly items of the user's group, so the history tells the taste.
+    group = np.where(rng.random(len(user)) < 0.75, taste[user - 1], 1 - taste[user - 1])
+    item = np.minimum(2 * rng.integers(0, n_items // 2, len(user)) + 1 + group, n_items)
+    label = ((item - 1) % 2 == taste[user - 1]).astype(np.int8)
+    order = np.lexsort((item, user, timestamp))
+    n = len(user)
+    return pa.table(
+        {
+            "interaction_id": pa.array(np.arange(n), pa.int64()),
+            "user_id": pa.array(user[order], pa.int32()),
+            "item_id": pa.array(item[order], pa.int32()),
+            "rating": pa.array(rng.integers(1, 6, n).astype(np.float64)),
+            "timestamp": pa.array(timestamp[order], pa.int64()),
+            "label": pa.array(label[order], pa.int8()),
+            "split": pa.array(np.array(["train", "valid", "test"])[np.arange(n) % 3]),
+        }
+    )

@@ -5,7 +5,8 @@ import pyarrow as pa
 import pytest
 import torch
 
-from reclora_pipeline.ctr.features import CTRVocab, age_bucket, build_features, pad_lists
+from reclora_pipeline.ctr.features import CTRVocab, age_bucket, build_features
+from reclora_pipeline.ctr.long_history import HistoryView, LongHistorySearch
 from reclora_pipeline.errors import UserInputError
 from tests.ctr.synthetic import items_table, users_table
 
@@ -29,20 +30,25 @@ def _samples(histories, ratings=None, items=None, users=None) -> pa.Table:
     return pa.table(cols)
 
 
-def test_pad_lists_keeps_the_newest_and_left_aligns():
-    col = pa.array([[1, 2, 3, 4, 5], [], None, [7, None]], pa.list_(pa.int32()))
-    values, lengths = pad_lists(col, 3)
-    assert lengths.tolist() == [3, 0, 0, 2]
-    assert values[0].tolist() == [3, 4, 5]
-    assert np.isnan(values[1]).all() and np.isnan(values[2]).all()
-    assert values[3, 0] == 7 and np.isnan(values[3, 1:]).all()
+def _all(features):
+    """Every row of ``features`` as one batch."""
+    return features.batch(slice(None))
 
 
-def test_pad_lists_honours_a_sliced_array():
-    col = pa.array([[9, 9], [1, 2], [3]], pa.list_(pa.int32())).slice(1)
-    values, lengths = pad_lists(col, 2)
-    assert lengths.tolist() == [2, 1]
-    assert values[0].tolist() == [1, 2] and values[1, 0] == 3
+def test_null_lists_are_empty_and_a_sliced_column_is_honoured(vocab):
+    histories = pa.array([[9, 9], [1, 2, 3, 4, 5], [], None, [7, None]], pa.list_(pa.int32()))
+    samples = pa.table(
+        {
+            "user_id": pa.array([1] * 4, pa.int32()),
+            "item_id": pa.array([1] * 4, pa.int32()),
+            "history_item_ids": histories.slice(1),
+        }
+    )
+    batch = _all(build_features(samples, vocab, HistoryView(max_history=3)))
+    assert batch["hist_mask"].sum(1).tolist() == [3, 0, 0, 2]
+    assert batch["hist"][0].tolist() == [3, 4, 5]
+    # A null inside a list is not an item: the OOV id, like 0 or an unknown id.
+    assert batch["hist"][3].tolist() == [7, 11, 0]
 
 
 def test_vocab_sizes_and_genre_table(vocab):
@@ -68,18 +74,18 @@ def test_histories_truncate_pad_and_map_oov(vocab):
         ratings=[[1, 2, 3, 4], [], [float("nan"), 5, 9]],
         items=[3, 1234, 2],
     )
-    f = build_features(samples, vocab, max_history=3)
-    assert f.hist.dtype == torch.int64 and f.hist.shape == (3, 3)
-    assert f.hist[0].tolist() == [2, 3, 4]  # newest three
-    assert f.hist_mask[0].all()
-    assert f.hist[1].tolist() == [0, 0, 0] and not f.hist_mask[1].any()
+    f = _all(build_features(samples, vocab, HistoryView(max_history=3)))
+    assert f["hist"].dtype == torch.int64 and f["hist"].shape == (3, 3)
+    assert f["hist"][0].tolist() == [2, 3, 4]  # newest three
+    assert f["hist_mask"][0].all()
+    assert f["hist"][1].tolist() == [0, 0, 0] and not f["hist_mask"][1].any()
     # 999 is past the vocabulary and 0 is not an item: both are OOV, not padding.
-    assert f.hist[2].tolist() == [5, 11, 11] and f.hist_mask[2].all()
-    assert f.item.tolist() == [3, 11, 2]
+    assert f["hist"][2].tolist() == [5, 11, 11] and f["hist_mask"][2].all()
+    assert f["item"].tolist() == [3, 11, 2]
     # Ratings: r -> r + 1, NaN -> 0 (missing), 9 clipped to 5 -> 6; padding -> 0.
-    assert f.hist_rating[0].tolist() == [3, 4, 5]
-    assert f.hist_rating[1].tolist() == [0, 0, 0]
-    assert f.hist_rating[2].tolist() == [0, 6, 6]
+    assert f["hist_rating"][0].tolist() == [3, 4, 5]
+    assert f["hist_rating"][1].tolist() == [0, 0, 0]
+    assert f["hist_rating"][2].tolist() == [0, 6, 6]
 
 
 def test_unknown_and_null_users_get_the_unknown_id(vocab):
@@ -111,23 +117,12 @@ def test_missing_label_column_gives_nan_labels_and_missing_ratings_zero(vocab):
     samples = _samples([[1, 2]]).drop_columns(["label"])
     f = build_features(samples, vocab)
     assert torch.isnan(f.label).all() and not f.has_labels()
-    assert (f.hist_rating == 0).all()
+    assert (_all(f)["hist_rating"] == 0).all()
 
 
-def test_long_history_is_joined_on_sample_id(vocab):
-    samples = _samples([[1], [2], [3]])
-    retrieved = pa.table(
-        {
-            "sample_id": pa.array([2, 0], pa.int64()),
-            "crm_history_item_ids": pa.array([[7, 8], [4]], pa.list_(pa.int32())),
-            "crm_history_ratings": pa.array([[5, 4], [3]], pa.list_(pa.float32())),
-        }
-    )
-    f = build_features(samples, vocab, long_history=retrieved, max_long_history=4)
-    assert f.long_hist.tolist() == [[4, 0, 0, 0], [0, 0, 0, 0], [7, 8, 0, 0]]
-    assert f.long_hist_mask.sum(1).tolist() == [1, 0, 2]
-    assert f.long_hist_rating[2, :2].tolist() == [6, 5]
-    assert set(f.batch(torch.tensor([0, 2]))) >= {"long_hist", "long_hist_mask", "hist"}
+def test_a_shorter_ratings_list_leaves_the_missing_ratings_unknown(vocab):
+    f = _all(build_features(_samples([[1, 2, 3]], ratings=[[4]]), vocab))
+    assert f["hist_rating"][0, :3].tolist() == [5, 0, 0]
 
 
 def test_missing_column_is_a_user_error(vocab):
@@ -135,15 +130,13 @@ def test_missing_column_is_a_user_error(vocab):
         build_features(_samples([[1]]).drop_columns(["history_item_ids"]), vocab)
 
 
-def test_select_keeps_rows_aligned(vocab):
+def test_select_keeps_rows_aligned_and_shares_the_sequences(vocab):
     samples = _samples([[1], [2, 3], []], items=[4, 5, 6])
-    f = build_features(
-        samples,
-        vocab,
-        long_history=samples.rename_columns({"history_item_ids": "crm_history_item_ids"}),
-    )
+    f = build_features(samples, vocab, HistoryView(long=LongHistorySearch(k=2, scan=2)))
     part = f.select(torch.tensor([2, 0]))
-    assert len(part) == 2
+    assert len(part) == 2 and part.sequences is f.sequences
     assert part.item.tolist() == [6, 4] and part.sample_id.tolist() == [2, 0]
-    assert part.hist_mask.sum(1).tolist() == [0, 1]
-    assert part.long_hist[1, 0] == 1
+    batch = _all(part)
+    assert batch["hist_mask"].sum(1).tolist() == [0, 1]
+    assert batch["long_hist"][1].tolist() == [1, 0]
+    assert batch["item"].dtype == torch.int64

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from reclora_pipeline.ctr.features import CTRVocab, build_features
+from reclora_pipeline.ctr.long_history import HistoryView, LongHistorySearch
 from reclora_pipeline.ctr.layers import masked_softmax
 from reclora_pipeline.ctr.registry import CTR_MODELS, build_ctr_model
 from reclora_pipeline.ctr.training import user_representations
@@ -34,10 +35,8 @@ def features(vocab):
         "history_item_ids",
         pa.array(hist, pa.list_(pa.int32())),
     )
-    retrieved = samples.select(["sample_id"]).append_column(
-        "crm_history_item_ids", pa.array([h[::-1] + [7, 9] for h in hist], pa.list_(pa.int32()))
-    )
-    f = build_features(samples, vocab, max_history=6, long_history=retrieved, max_long_history=10)
+    view = HistoryView(max_history=6, long=LongHistorySearch(k=4, scan=10))
+    f = build_features(samples, vocab, view)
     f.item[3] = vocab.oov_item  # an unknown target at scoring time
     return f
 
@@ -67,7 +66,7 @@ def test_padded_positions_get_exactly_zero_attention(vocab, features):
     model = build_ctr_model("din", vocab).eval()
     with torch.no_grad():
         w = model.attention_weights(features.batch(slice(None)))
-    mask = features.hist_mask
+    mask = features.batch(slice(None))["hist_mask"]
     assert w.shape == mask.shape
     assert (w[~mask] == 0).all()
     assert (w[mask] > 0).all()

@@ -15,21 +15,19 @@ from reclora_pipeline.ctr.feature_store import (
 from reclora_pipeline.ctr.features import CTRFeatures, CTRVocab, build_features
 from reclora_pipeline.ctr.sample_features import split_codes
 from reclora_pipeline.ctr.settings import CtrLensSettings
-from reclora_pipeline.errors import UserInputError
+from reclora_pipeline.errors import ParameterError, UserInputError
 from tests.ctr.synthetic import items_table, rule_samples, users_table
 
-SETTINGS = CtrLensSettings(max_history=6, max_long_history=4)
+SETTINGS = CtrLensSettings(max_history=6, k_crm=4, lifelong_max_history=8)
+VOCAB = CTRVocab.fit(items_table(), users_table())
 
 
 @pytest.fixture
 def features() -> CTRFeatures:
     samples = rule_samples(30, hist_len=8)
-    long = samples.select(["sample_id", "history_item_ids", "history_ratings"]).slice(0, 20)
-    long = long.rename_columns(["sample_id", "crm_history_item_ids", "crm_history_ratings"])
-    vocab = CTRVocab.fit(items_table(), users_table())
-    built = build_features(samples, vocab, max_history=6, long_history=long, max_long_history=4)
+    built = build_features(samples, VOCAB, SETTINGS.history_view())
     built.label[3] = float("nan")  # an unlabelled row survives the trip
-    built.extra["split"] = torch.arange(30) % 3
+    built.extra["split"] = (torch.arange(30) % 3).to(torch.int8)
     return built
 
 
@@ -50,16 +48,37 @@ def test_features_round_trip_through_a_safetensors_file(features, tmp_path):
     again = features_from_tensors(load_file(str(path)), SETTINGS)
 
     _assert_same(features, again)
-    assert again.long_hist is not None and set(again.extra) == {"split"}
+    assert "long_hist" in again.batch(slice(None)) and set(again.extra) == {"split"}
+
+
+def test_the_history_view_comes_from_the_settings_not_the_file(features):
+    """What a batch reads is a setting: other lengths need no rebuild."""
+    tensors = features_to_tensors(features)
+    wider = CtrLensSettings(max_history=8, k_crm=2, lifelong_max_history=8)
+    batch = features_from_tensors(tensors, wider).batch(slice(None))
+    assert batch["hist"].shape == (30, 8) and batch["long_hist"].shape == (30, 2)
+
+
+def test_the_search_tables_travel_with_the_features(features):
+    vectors = torch.randn(VOCAB.n_items + 2, 3)
+    genres = torch.from_numpy(VOCAB.item_genres).to(torch.int8)
+    tensors = features_to_tensors(features, item_vectors=vectors, item_genres=genres)
+    for retrieval in ("semantic", "genre"):
+        settings = CtrLensSettings(k_crm=4, lifelong_max_history=8, crm_retrieval=retrieval)
+        batch = features_from_tensors(tensors, settings).batch(slice(0, 5))
+        assert batch["long_hist"].shape == (5, 4)
+    with pytest.raises(ParameterError, match="needs the item embeddings.*build_ctr_features"):
+        features_from_tensors(features_to_tensors(features), CtrLensSettings(crm_retrieval="semantic"))
 
 
 def test_ids_are_stored_narrow_and_widened_on_load(features):
     tensors = features_to_tensors(features)
 
-    assert tensors["hist"].dtype == torch.int8 and tensors["hist_mask"].dtype == torch.bool
+    assert tensors["sequence.items"].dtype == torch.int8
+    assert tensors["sequence.ratings"].dtype == torch.int8
     assert tensors[EXTRA_PREFIX + "split"].dtype == torch.int8
-    features.hist[0, 0] = 300
-    assert features_to_tensors(features)["hist"].dtype == torch.int16
+    features.sequences.items[0] = 300
+    assert features_to_tensors(features)["sequence.items"].dtype == torch.int16
     assert tensors["label"].dtype == torch.float32
     features.sample_id[0] = 2**20
     assert features_to_tensors(features)["sample_id"].dtype == torch.int32
@@ -67,15 +86,6 @@ def test_ids_are_stored_narrow_and_widened_on_load(features):
     features.sample_id[0] = 2**40
     assert features_to_tensors(features)["sample_id"].dtype == torch.int64
     assert features_from_tensors(features_to_tensors(features), SETTINGS).sample_id[0] == 2**40
-
-
-def test_features_built_for_other_history_lengths_are_refused(features):
-    tensors = features_to_tensors(features)
-
-    with pytest.raises(UserInputError, match="max_history=6, but ctr_lens.max_history=60"):
-        features_from_tensors(tensors, CtrLensSettings())
-    with pytest.raises(UserInputError, match="max_long_history=4, but .*=5.*build_ctr_features"):
-        features_from_tensors(tensors, CtrLensSettings(max_history=6, max_long_history=5))
 
 
 def test_unknown_tensors_are_refused(features):

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from reclora_pipeline.ctr.features import CTRVocab, build_features
+from reclora_pipeline.ctr.long_history import HistoryView
 from reclora_pipeline.ctr.few_shot_lens import (
     FewShotLensTraining,
     lens_recipe,
@@ -46,7 +47,7 @@ def vocab() -> CTRVocab:
 
 @pytest.fixture
 def features(vocab):
-    return build_features(rule_samples(N, hist_len=8), vocab, max_history=10)
+    return build_features(rule_samples(N, hist_len=8), vocab, HistoryView(max_history=10))
 
 
 def subsets() -> dict[str, np.ndarray]:

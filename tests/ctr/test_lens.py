@@ -14,13 +14,14 @@ from reclora_pipeline.ctr.lens_tables import lens_outputs, lens_scorer, predicti
 from reclora_pipeline.ctr.sample_features import of_split, sample_features
 from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.ctr.training import score, user_representations
-from reclora_pipeline.duckdb_store import DuckDBTable
+from reclora_pipeline.duckdb_store import DuckDBTable, fetch_row
 from reclora_pipeline.errors import UserInputError
+from reclora_pipeline.ingest.samples import build_samples
 from reclora_pipeline.typed_settings import parse
-from tests.ctr.synthetic import items_table, rule_samples, users_table
+from tests.ctr.synthetic import items_table, rule_interactions, users_table
 
 SMALL = {"embed_dim": 8, "hidden_dim": 16, "n_layers": 2}
-N = 240
+N = 330  # 30 users x 11 samples (every interaction after the first)
 
 
 @pytest.fixture
@@ -28,8 +29,9 @@ def settings() -> CtrLensSettings:
     return parse(
         CtrLensSettings,
         {
-            "max_history": 10,
-            "max_long_history": 4,
+            "max_history": 8,
+            "k_crm": 10,
+            "lifelong_max_history": 10,
             "training": {"max_epochs": 2, "batch_size": 64, "progress": False},
             "models": {name: {"options": SMALL} for name in ("din", "sim", "deepfm")},
         },
@@ -39,17 +41,14 @@ def settings() -> CtrLensSettings:
 
 @pytest.fixture
 def tables(database) -> tuple[DuckDBTable, DuckDBTable]:
-    """``samples`` stored in a shuffled row order, ``retrieved_histories`` for half of them."""
-    samples = rule_samples(N, hist_len=8)
-    splits = np.array(["train", "valid", "test"])[np.arange(N) % 3]
-    samples = samples.append_column("split", pa.array(splits))
-    samples = samples.take(np.random.default_rng(0).permutation(N))
-    long = samples.select(["sample_id", "history_item_ids", "history_ratings"]).slice(0, N // 2)
-    long = long.rename_columns(["sample_id", "crm_history_item_ids", "crm_history_ratings"])
+    """``samples`` built by ingest's own rule from ``interactions``, stored shuffled."""
     connection = duckdb_store.connect(database)
+    duckdb_store.replace_table(connection, "interactions", rule_interactions(seed=1))
+    interactions = DuckDBTable(connection, "interactions")
+    samples = build_samples(interactions, min_history=1, max_history=8).to_arrow_table()
+    samples = samples.take(np.random.default_rng(0).permutation(samples.num_rows))
     duckdb_store.replace_table(connection, "samples", samples)
-    duckdb_store.replace_table(connection, "retrieved_histories", long)
-    return DuckDBTable(connection, "samples"), DuckDBTable(connection, "retrieved_histories")
+    return DuckDBTable(connection, "samples"), interactions
 
 
 @pytest.fixture
@@ -57,20 +56,48 @@ def vocab() -> CTRVocab:
     return CTRVocab.fit(items_table(), users_table())
 
 
-def test_features_are_in_sample_id_order_and_know_their_split(tables, vocab, settings):
-    features = sample_features(*tables, vocab, settings)
+def test_features_are_in_sample_id_order_and_know_their_split(tables, vocab):
+    features = sample_features(*tables, vocab)
 
-    np.testing.assert_array_equal(features.sample_id.numpy(), np.arange(N))
-    np.testing.assert_array_equal(features.extra["split"].numpy(), np.arange(N) % 3)
-    assert features.hist.shape[1] == 10 and features.long_hist.shape[1] == 4
+    ids = features.sample_id.numpy()
+    assert len(ids) == N and np.all(np.diff(ids) > 0)
+    np.testing.assert_array_equal(features.extra["split"].numpy(), ids % 3)
     test = of_split(features, "test")
-    np.testing.assert_array_equal(test.sample_id.numpy(), np.arange(2, N, 3))
-    # Samples without a retrieved history get an empty long history.
-    assert features.long_hist_mask.any(dim=1).sum() == N // 2
+    np.testing.assert_array_equal(test.sample_id.numpy(), ids[ids % 3 == 2])
+
+
+def test_the_lifelong_store_gives_each_sample_ingests_history(tables, vocab, settings):
+    """The recent window gathered from the users' sequences is the history list ingest
+    stored with the sample (same items, ratings and order)."""
+    samples, interactions = tables
+    features = sample_features(samples, interactions, vocab).with_view(settings.history_view())
+    batch = features.batch(slice(None))
+    stored = samples.connection.sql(
+        f"SELECT history_item_ids, history_ratings FROM {samples.sql_name} ORDER BY sample_id"
+    ).to_arrow_table()
+    for row, (ids, ratings) in enumerate(
+        zip(*(stored.column(c).to_pylist() for c in stored.column_names), strict=True)
+    ):
+        length = int(batch["hist_mask"][row].sum())
+        assert batch["hist"][row, :length].tolist() == ids[-8:]
+        assert batch["hist_rating"][row, :length].tolist() == [int(r) + 1 for r in ratings[-8:]]
+    # The lens reads up to lifelong_max_history = 10 earlier items, more than ingest keeps.
+    longest = int(batch["long_hist_mask"].sum(1).max())
+    assert batch["long_hist"].shape[1] == 10 and longest == 10
+
+
+def test_samples_missing_from_the_interactions_are_refused(tables, vocab):
+    samples, interactions = tables
+    sample_id = fetch_row(samples.connection, f"SELECT max(sample_id) FROM {samples.sql_name}")[0]
+    interactions.connection.execute(
+        f"DELETE FROM {interactions.sql_name} WHERE interaction_id = {sample_id}"
+    )
+    with pytest.raises(UserInputError, match=f"no interaction in .*sample_id \\[{sample_id}\\]"):
+        sample_features(samples, interactions, vocab)
 
 
 def test_training_is_seeded_and_the_checkpoint_reloads(tables, vocab, settings):
-    features = sample_features(*tables, vocab, settings)
+    features = sample_features(*tables, vocab).with_view(settings.history_view())
 
     state, metrics = train_and_test("din", vocab, features, settings)
     again, same = train_and_test("din", vocab, features, settings)
@@ -85,7 +112,7 @@ def test_training_is_seeded_and_the_checkpoint_reloads(tables, vocab, settings):
 
 
 def test_lens_outputs_cover_the_selected_rows_only(tables, vocab, settings):
-    features = sample_features(*tables, vocab, settings)
+    features = sample_features(*tables, vocab).with_view(settings.history_view())
     models = {name: new_crm(name, vocab, settings) for name in ("sim", "din", "deepfm")}
     ids = features.sample_id.numpy()
     picked = np.array([ids[5], ids[0], ids[17]])

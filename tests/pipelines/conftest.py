@@ -54,8 +54,9 @@ def upstream(tmp_path_factory) -> Upstream:
         model=str(save_tiny_llama(root / "tiny", extra_words=["Yes", "No", "."])),
         pca_dim=4,
         k_text=3,
-        k_crm=5,
     )
+    # SIM searches the whole (lifelong) history by item-embedding similarity.
+    params["ctr_lens"].update(k_crm=5, crm_retrieval="semantic", lifelong_max_history=200)
     params["ctr_lens"]["training"].update(max_epochs=2, batch_size=16, progress=False)
     catalog = temporary_catalog(folder, params)
     SequentialRunner().run(ingest_pipeline() + item_text_pipeline() + ctr_lens_pipeline(), catalog)

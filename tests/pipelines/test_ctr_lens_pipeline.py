@@ -25,7 +25,7 @@ def _parameters(tmp_path, world):
         format="ml-1m", path=str(WRITERS["ml-1m"](tmp_path / "src", world)), k_core=2, min_history=3
     )
     params["item_text"].update(
-        model=str(save_tiny_llama(tmp_path / "tiny")), pca_dim=4, k_text=3, k_crm=5
+        model=str(save_tiny_llama(tmp_path / "tiny")), pca_dim=4, k_text=3
     )
     params["ctr_lens"]["training"].update(max_epochs=2, batch_size=16, progress=False)
     return params
@@ -80,9 +80,9 @@ def test_the_persisted_features_are_the_ones_built_from_the_tables(tmp_path, ups
     stored = features_from_tensors(catalog.load("ctr_features"), settings)
 
     assert (tmp_path / "ctr_features.safetensors").is_file()
-    built = sample_features(
-        catalog.load("samples"), catalog.load("retrieved_histories"), vocab, settings
-    )
+    built = sample_features(catalog.load("samples"), catalog.load("interactions"), vocab)
+    built = built.with_view(stored.view)
+    assert stored.view.long is not None  # the fixture's SIM searches the lifelong history
     for name, tensor in built.batch(slice(None)).items():
         assert torch.equal(stored.batch(slice(None))[name], tensor) or name == "label"
     assert torch.equal(stored.label.isnan(), built.label.isnan())
@@ -103,7 +103,18 @@ def test_one_crm_retrains_from_the_persisted_features(tmp_path, upstream, databa
     assert catalog.load("ctr_metrics_sim") == before
 
 
-def test_features_built_with_other_history_lengths_stop_the_node(tmp_path, upstream, database):
-    catalog = upstream.catalog(tmp_path, ctr_lens={"max_history": 7})
+def test_features_of_another_version_stop_the_node(tmp_path, upstream, database):
+    catalog = upstream.catalog(tmp_path)
+    tensors = dict(catalog.load("ctr_features"))
+    tensors["hist_item"] = tensors.pop("sequence.items")  # the layout before lifelong sequences
+    catalog.save("ctr_features", tensors)
     with pytest.raises(UserInputError, match="rerun ctr_lens.build_ctr_features"):
         SequentialRunner().run(ctr_lens_pipeline().only_nodes("ctr_lens.train_din"), catalog)
+
+
+def test_a_shorter_history_is_read_from_the_same_features(tmp_path, upstream, database):
+    # How much history a CRM reads is a setting of the view: no rebuild of the features.
+    catalog = upstream.catalog(tmp_path, ctr_lens={"max_history": 2, "k_crm": 2})
+    SequentialRunner().run(ctr_lens_pipeline().only_nodes("ctr_lens.train_din"), catalog)
+    features = features_from_tensors(catalog.load("ctr_features"), catalog.load("params:ctr_lens"))
+    assert features.batch(slice(None))["hist"].shape[1] == 2

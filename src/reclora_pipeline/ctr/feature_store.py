@@ -1,31 +1,36 @@
 """CTR features as a flat ``{name: tensor}`` mapping: the form the lens stage persists.
 
 The features of every sample are built once per run and saved (a safetensors file); the
-nodes that train or score a CRM load them instead of each re-reading DuckDB.
+nodes that train or score a CRM load them instead of each re-reading DuckDB. The file
+holds the per-sample ids and pointers, the sequence store they point into and the item
+tables SIM's searches read; how much history a batch reads is the settings' business
+(``CtrLensSettings.history_view``), so changing it needs no rebuild.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 
 import torch
 
-from reclora_pipeline.ctr.features import CTRFeatures
+from reclora_pipeline.ctr.features import ROW_FIELDS, CTRFeatures
+from reclora_pipeline.ctr.sequences import Sequences
 from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.errors import UserInputError
 
 # Keys of ``CTRFeatures.extra`` (e.g. the split code) get this prefix in the flat mapping.
 EXTRA_PREFIX = "extra."
-_FIELDS = tuple(f.name for f in dataclasses.fields(CTRFeatures) if f.name != "extra")
+SEQUENCE_KEYS = {"items": "sequence.items", "ratings": "sequence.ratings"}
+# The item tables of SIM's semantic and genre searches (``LongHistorySearch``).
+SEARCH_KEYS = {"item_vectors": "search.item_vectors", "item_genres": "search.item_genres"}
 # Narrow integer types ids are stored in when they fit, smallest first.
 _NARROW = (torch.int8, torch.int16, torch.int32)
 
 
 def _compact(tensor: torch.Tensor) -> torch.Tensor:
-    """int64 ids in the narrowest integer type that holds them: a quarter of the file size
-    (rating ids fit in int8, item ids in int16 on ML-100K), so it saves and loads faster."""
-    if tensor.dtype != torch.int64 or tensor.numel() == 0:
+    """int64 or int32 ids in the narrowest integer type that holds them: a smaller file
+    that saves and loads faster (rating ids fit in int8, item ids in int16 on ML-100K)."""
+    if tensor.dtype not in (torch.int64, torch.int32) or tensor.numel() == 0:
         return tensor
     low, high = int(tensor.min()), int(tensor.max())
     for dtype in _NARROW:
@@ -35,38 +40,43 @@ def _compact(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def features_to_tensors(features: CTRFeatures) -> dict[str, torch.Tensor]:
-    """``features`` as ``{field: tensor}`` (extras prefixed), ready for a safetensors file."""
-    tensors = {name: getattr(features, name) for name in _FIELDS}
+def features_to_tensors(
+    features: CTRFeatures,
+    item_vectors: torch.Tensor | None = None,
+    item_genres: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """``features`` as ``{name: tensor}`` (extras prefixed), with the search tables that
+    are given, ready for a safetensors file."""
+    tensors = {name: getattr(features, name) for name in ROW_FIELDS}
     tensors |= {EXTRA_PREFIX + name: value for name, value in features.extra.items()}
-    return {name: _compact(value) for name, value in tensors.items() if value is not None}
+    tensors |= {key: getattr(features.sequences, name) for name, key in SEQUENCE_KEYS.items()}
+    tables = {"item_vectors": item_vectors, "item_genres": item_genres}
+    tensors |= {SEARCH_KEYS[name]: table for name, table in tables.items() if table is not None}
+    return {name: _compact(value) for name, value in tensors.items()}
 
 
 def features_from_tensors(
     tensors: Mapping[str, torch.Tensor], settings: CtrLensSettings
 ) -> CTRFeatures:
-    """The inverse of :func:`features_to_tensors`, checked against ``settings``.
+    """The inverse of :func:`features_to_tensors`, read through ``settings``' history view.
 
-    Every CTRFeatures id tensor is int64, so narrow stored integers are widened back.
+    Ids stay narrow in memory (a batch widens them); sample ids and the history pointers
+    are widened back to int64.
     """
-    wide = {k: v.to(torch.int64) if v.dtype in _NARROW else v for k, v in tensors.items()}
-    unknown = sorted(k for k in wide if k not in _FIELDS and not k.startswith(EXTRA_PREFIX))
-    if unknown:
-        raise UserInputError(f"ctr_features holds unknown tensors {unknown}: rerun ctr_lens")
-    extra = {k.removeprefix(EXTRA_PREFIX): v for k, v in wide.items() if k.startswith(EXTRA_PREFIX)}
-    features = CTRFeatures(**{k: v for k, v in wide.items() if k in _FIELDS}, extra=extra)
-    _check_lengths(features, settings)
-    return features
-
-
-def _check_lengths(features: CTRFeatures, settings: CtrLensSettings) -> None:
-    """Stored features must match the history lengths the run asks for (no stale file)."""
-    lengths = {"max_history": features.hist, "max_long_history": features.long_hist}
-    for key, tensor in lengths.items():
-        wanted = getattr(settings, key)
-        stored = None if tensor is None else tensor.shape[1]
-        if stored != wanted:
-            raise UserInputError(
-                f"ctr_features were built with {key}={stored}, but ctr_lens.{key}={wanted}: "
-                "rerun ctr_lens.build_ctr_features"
-            )
+    known = {*ROW_FIELDS, *SEQUENCE_KEYS.values(), *SEARCH_KEYS.values()}
+    unknown = sorted(k for k in tensors if k not in known and not k.startswith(EXTRA_PREFIX))
+    missing = sorted(k for k in (*ROW_FIELDS, *SEQUENCE_KEYS.values()) if k not in tensors)
+    if unknown or missing:
+        raise UserInputError(
+            f"ctr_features holds unknown tensors {unknown} and lacks {missing} (written by "
+            "another version): rerun ctr_lens.build_ctr_features"
+        )
+    rows = {name: tensors[name] for name in ROW_FIELDS}
+    for name in ("sample_id", "history_start", "history_end"):
+        rows[name] = rows[name].to(torch.int64)
+    extra = {
+        k.removeprefix(EXTRA_PREFIX): v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)
+    }
+    sequences = Sequences(**{name: tensors[key] for name, key in SEQUENCE_KEYS.items()})
+    view = settings.history_view(**{name: tensors.get(key) for name, key in SEARCH_KEYS.items()})
+    return CTRFeatures(**rows, sequences=sequences, view=view, extra=extra)

@@ -5,12 +5,14 @@ Id conventions shared by every model:
   Unknown, non-positive and null item ids all map to the OOV id.
 - user categoricals (gender, age bucket, occupation): 0 = unknown (null, NaN, user not in table).
 - rating ids: 0 = padding or missing rating, ``round(clip(r, 0, max_rating)) + 1`` otherwise.
-Histories keep the newest ``max_len`` entries (lists are chronological, newest last) and are
-left-aligned: position j < length is valid, the rest is padding with mask False.
+Histories live once in a sequence store (``ctr.sequences``); a batch gathers the newest
+entries its ``HistoryView`` asks for, left-aligned and chronological (newest last):
+position j < length is valid, the rest is padding with mask False.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from reclora_pipeline.ctr.long_history import HistoryView
+from reclora_pipeline.ctr.sequences import Sequences, aligned_values, list_lengths, narrow_ids
 from reclora_pipeline.errors import UserInputError
 
 # ML-1M style age groups; ages below the first edge fall in bucket 1.
@@ -171,80 +175,74 @@ class CTRVocab:
         return gender, age, occupation
 
 
-def pad_lists(column: pa.Array, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """List column -> ([n, max_len] float64 values, left-aligned, NaN if null; [n] lengths).
-
-    Lists longer than ``max_len`` keep their last (newest) ``max_len`` elements; null lists
-    are empty. Vectorised over the flattened values, no per-row Python loop.
-    """
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    n = len(column)
-    full = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False)
-    full = full.astype(np.int64)
-    # flatten() honours slicing and drops values hidden behind null lists.
-    flat = column.flatten().cast(pa.float64()).to_numpy(zero_copy_only=False)
-    ends = np.cumsum(full)
-    kept = np.minimum(full, max_len)
-    starts = ends - kept  # first kept element: the newest `kept` entries
-    pos = np.arange(max_len)[None, :]  # [1, L]
-    valid = pos < kept[:, None]  # [n, L]
-    values = np.full((n, max_len), np.nan)
-    if flat.size:
-        idx = np.where(valid, starts[:, None] + pos, 0)  # [n, L]
-        values = np.where(valid, flat[idx], np.nan)
-    return values, kept
+# Per-sample tensors of CTRFeatures, in the order they are stored and selected.
+ROW_FIELDS = (
+    "item",
+    "gender",
+    "age",
+    "occupation",
+    "label",
+    "sample_id",
+    "history_start",
+    "history_end",
+)
 
 
 @dataclass
 class CTRFeatures:
-    """Model-ready tensors for n samples (all int64 except the float labels and bool masks)."""
+    """n samples: per-sample ids and pointers into a shared lifelong sequence store.
 
-    item: torch.Tensor  # [n]
+    Sample i's history is ``sequences[history_start[i]:history_end[i]]`` (every earlier
+    interaction, oldest first); ``view`` says which part of it a batch gathers. Ids may be
+    stored narrow (int8/int16/int32): :meth:`batch` widens them to int64.
+    """
+
+    item: torch.Tensor  # [n] model item ids
     gender: torch.Tensor  # [n]
     age: torch.Tensor  # [n]
     occupation: torch.Tensor  # [n]
-    hist: torch.Tensor  # [n, L] item ids, 0 = padding
-    hist_rating: torch.Tensor  # [n, L] rating ids, 0 = padding / missing
-    hist_mask: torch.Tensor  # [n, L] bool
     label: torch.Tensor  # [n] float32, NaN when the table has no label
-    sample_id: torch.Tensor  # [n]
-    # Optional long (lifelong / retrieved) behaviour list used by SIM.
-    long_hist: torch.Tensor | None = None  # [n, K]
-    long_hist_rating: torch.Tensor | None = None  # [n, K]
-    long_hist_mask: torch.Tensor | None = None  # [n, K]
+    sample_id: torch.Tensor  # [n] int64
+    history_start: torch.Tensor  # [n] index of the sample's first history entry
+    history_end: torch.Tensor  # [n] one past its newest earlier interaction
+    sequences: Sequences
+    view: HistoryView = field(default_factory=HistoryView)
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.item.shape[0])
 
-    def _tensors(self) -> dict[str, torch.Tensor]:
-        names = (
-            "item",
-            "gender",
-            "age",
-            "occupation",
-            "hist",
-            "hist_rating",
-            "hist_mask",
-            "label",
-            "sample_id",
-            "long_hist",
-            "long_hist_rating",
-            "long_hist_mask",
-        )
-        out = {k: getattr(self, k) for k in names if getattr(self, k) is not None}
-        return out | self.extra
+    def rows(self) -> dict[str, torch.Tensor]:
+        """The per-sample tensors (row fields and extras), as stored."""
+        return {name: getattr(self, name) for name in ROW_FIELDS} | self.extra
 
     def batch(self, index: torch.Tensor | slice) -> dict[str, torch.Tensor]:
-        """A mini-batch as a dict of tensors (rows selected by ``index``)."""
-        return {k: v[index] for k, v in self._tensors().items()}
+        """A mini-batch as a dict of int64 ids (float labels), with its histories
+        (``hist*``, and ``long_hist*`` when the view has a long search) gathered."""
+        picked = {
+            name: value[index] if name == "label" else value[index].to(torch.int64)
+            for name, value in self.rows().items()
+        }
+        start, end = picked.pop("history_start"), picked.pop("history_end")
+        out = picked
+        out["hist"], out["hist_rating"], out["hist_mask"] = self.sequences.window(
+            start, end, self.view.max_history
+        )
+        if self.view.long is not None:
+            out["long_hist"], out["long_hist_rating"], out["long_hist_mask"] = self.view.long.pick(
+                self.sequences, start, end, out["item"]
+            )
+        return out
 
     def select(self, index: torch.Tensor | slice) -> CTRFeatures:
-        """The rows in ``index`` as a new CTRFeatures (tensors are indexed, not copied by hand)."""
-        picked = {k: v[index] for k, v in self._tensors().items()}
-        extra = {k: picked.pop(k) for k in self.extra}
-        return CTRFeatures(**picked, extra=extra)
+        """The rows in ``index`` as a new CTRFeatures sharing the sequence store."""
+        picked = {name: value[index] for name, value in self.rows().items()}
+        extra = {name: picked.pop(name) for name in self.extra}
+        return CTRFeatures(**picked, sequences=self.sequences, view=self.view, extra=extra)
+
+    def with_view(self, view: HistoryView) -> CTRFeatures:
+        """The same rows read through another ``view``."""
+        return dataclasses.replace(self, view=view)
 
     def has_labels(self) -> bool:
         return bool(torch.isfinite(self.label).all())
@@ -255,40 +253,9 @@ def _to_tensor(values: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     return torch.tensor(np.asarray(values), dtype=dtype)
 
 
-def _history(
-    table: pa.Table, vocab: CTRVocab, id_col: str, rating_col: str | None, max_len: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    raw_ids, lengths = pad_lists(_column(table, id_col), max_len)
-    valid = np.arange(max_len)[None, :] < lengths[:, None]  # [n, L]
-    ids = np.where(valid, vocab.map_items(raw_ids), 0)
-    if rating_col is not None and rating_col in table.column_names:
-        raw_r, _ = pad_lists(_column(table, rating_col), max_len)
-        # A ratings list shorter than the ids list leaves NaN -> rating id 0.
-        ratings = np.where(valid, vocab.map_ratings(raw_r), 0)
-    else:
-        ratings = np.zeros_like(ids)
-    return _to_tensor(ids, torch.int64), _to_tensor(ratings, torch.int64), torch.from_numpy(valid)
-
-
-def build_features(
-    samples: pa.Table,
-    vocab: CTRVocab,
-    *,
-    max_history: int = 60,
-    history_column: str = "history_item_ids",
-    rating_column: str | None = "history_ratings",
-    long_history: pa.Table | None = None,
-    long_history_column: str = "crm_history_item_ids",
-    long_rating_column: str | None = "crm_history_ratings",
-    max_long_history: int = 60,
-) -> CTRFeatures:
-    """Samples table (user_id, item_id, [label], [sample_id], history lists) -> CTRFeatures.
-
-    ``long_history`` (e.g. ``retrieved_histories``) is joined on ``sample_id``; samples it
-    lacks get an empty long history. Pass ``rating_column=None`` to ignore history ratings.
-    """
-    if max_history < 1 or max_long_history < 1:
-        raise UserInputError("max_history and max_long_history must be >= 1")
+def profile_features(samples: pa.Table, vocab: CTRVocab) -> dict[str, torch.Tensor]:
+    """The per-sample ids of ``samples`` (user_id, item_id, [label], [sample_id]): item,
+    user profile, label (NaN without a column) and sample_id (row number without one)."""
     n = samples.num_rows
     item_raw = _column(samples, "item_id").cast(pa.float64()).to_numpy(zero_copy_only=False)
     user_raw = _column(samples, "user_id").cast(pa.float64()).to_numpy(zero_copy_only=False)
@@ -301,57 +268,45 @@ def build_features(
         sample_id = pc.fill_null(_column(samples, "sample_id"), -1).to_numpy(zero_copy_only=False)
     else:
         sample_id = np.arange(n)
-    hist, hist_rating, hist_mask = _history(
-        samples, vocab, history_column, rating_column, max_history
-    )
-    features = CTRFeatures(
-        item=_to_tensor(vocab.map_items(item_raw), torch.int64),
-        gender=_to_tensor(gender, torch.int64),
-        age=_to_tensor(age, torch.int64),
-        occupation=_to_tensor(occ, torch.int64),
-        hist=hist,
-        hist_rating=hist_rating,
-        hist_mask=hist_mask,
-        label=_to_tensor(label, torch.float32),
-        sample_id=_to_tensor(sample_id, torch.int64),
-    )
-    if long_history is not None:
-        features.long_hist, features.long_hist_rating, features.long_hist_mask = _joined_history(
-            long_history,
-            sample_id,
-            vocab,
-            long_history_column,
-            long_rating_column,
-            max_long_history,
-        )
-    return features
+    return {
+        "item": narrow_ids(vocab.map_items(item_raw)),
+        "gender": narrow_ids(gender),
+        "age": narrow_ids(age),
+        "occupation": narrow_ids(occ),
+        "label": _to_tensor(label, torch.float32),
+        "sample_id": _to_tensor(sample_id, torch.int64),
+    }
 
 
-def _joined_history(
-    table: pa.Table,
-    sample_id: np.ndarray,
+def build_features(
+    samples: pa.Table,
     vocab: CTRVocab,
-    id_col: str,
-    rating_col: str | None,
-    max_len: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """History lists from ``table`` aligned to ``sample_id`` (missing samples -> empty)."""
-    ids, ratings, mask = _history(table, vocab, id_col, rating_col, max_len)
-    other = pc.fill_null(_column(table, "sample_id"), -1).to_numpy(zero_copy_only=False)
-    order = np.argsort(other, kind="stable")
-    pos = np.clip(np.searchsorted(other[order], sample_id), 0, max(len(other) - 1, 0))
-    if len(other) == 0:
-        found = np.zeros(len(sample_id), dtype=bool)
-        rows = np.zeros(len(sample_id), dtype=np.int64)
-    else:
-        rows = order[pos]
-        found = other[rows] == sample_id
-    rows_t, found_t = torch.from_numpy(rows), torch.from_numpy(found)[:, None]
-    if len(other) == 0:
-        empty = torch.zeros(len(sample_id), max_len, dtype=torch.int64)
-        return empty, empty.clone(), empty.bool()
-    return (
-        ids[rows_t] * found_t,
-        ratings[rows_t] * found_t,
-        mask[rows_t] & found_t,
+    view: HistoryView | None = None,
+    *,
+    history_column: str = "history_item_ids",
+    rating_column: str | None = "history_ratings",
+) -> CTRFeatures:
+    """Samples table (user_id, item_id, [label], [sample_id], history lists) -> CTRFeatures.
+
+    Each row's lists are its whole history (oldest first); they become the row's own
+    segment of a sequence store. Pass ``rating_column=None`` to ignore history ratings (a
+    ratings list shorter than its ids list leaves rating id 0 on the missing entries).
+    """
+    ids = _column(samples, history_column)
+    lengths = list_lengths(ids)
+    raw_ids = aligned_values(ids, lengths)
+    ratings = None
+    if rating_column is not None and rating_column in samples.column_names:
+        ratings = _column(samples, rating_column)
+    sequences = Sequences(
+        items=narrow_ids(vocab.map_items(raw_ids)),
+        ratings=_to_tensor(vocab.map_ratings(aligned_values(ratings, lengths)), torch.int8),
+    )
+    end = np.cumsum(lengths)
+    return CTRFeatures(
+        **profile_features(samples, vocab),
+        history_start=torch.from_numpy(end - lengths),
+        history_end=torch.from_numpy(end),
+        sequences=sequences,
+        view=view or HistoryView(),
     )

@@ -8,12 +8,18 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import torch
+
+from reclora_pipeline.ctr.long_history import HistoryView, LongHistorySearch
 from reclora_pipeline.ctr.registry import CTR_MODELS
 from reclora_pipeline.ctr.training import TrainConfig
-from reclora_pipeline.errors import UnknownSettingError
+from reclora_pipeline.errors import SettingError, UnknownSettingError
+from reclora_pipeline.item_text.retrieval import normalised_table
 from reclora_pipeline.typed_settings import check_fields, parse, setting
 
 CrmName = Literal["din", "sim", "deepfm"]
+LongRetrieval = Literal["recency", "semantic", "genre"]
+Similarity = Literal["cosine", "dot"]
 # Every CRM is trained (the comparison needs them all); ``crm`` picks the lens.
 TRAINED_CRMS: tuple[str, ...] = ("din", "sim", "deepfm")
 
@@ -51,12 +57,19 @@ class CrmOverrides:
 
 @dataclass(frozen=True)
 class CtrLensSettings:
-    """Which CRM is the lens, the behaviour-sequence lengths and how the CRMs train."""
+    """Which CRM is the lens, the behaviour sequences it reads and how the CRMs train."""
 
     crm: CrmName = "din"
     seed: int = setting(0, minimum=0)
+    # The recent window (DIN, DeepFM, SIM's short branch): the newest max_history items.
     max_history: int = setting(60, minimum=1)
-    max_long_history: int = setting(60, minimum=1)
+    # SIM's long list (the CRM side of the retriever): k_crm items picked by crm_retrieval
+    # from the newest lifelong_max_history earlier interactions (ctr.long_history).
+    k_crm: int = setting(60, minimum=1)
+    crm_retrieval: LongRetrieval = "recency"
+    lifelong_max_history: int = setting(60, minimum=1)
+    # Item-embedding similarity of crm_retrieval=semantic.
+    similarity: Similarity = "cosine"
     # None = one thread per available core; more than the cores is capped with a warning.
     torch_threads: int | None = setting(None, minimum=1)
     training: CrmTraining = setting(default_factory=CrmTraining)
@@ -64,6 +77,13 @@ class CtrLensSettings:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.lifelong_max_history < self.k_crm:
+            raise SettingError(
+                "lifelong_max_history",
+                self.lifelong_max_history,
+                f"at least k_crm ({self.k_crm})",
+                "SIM picks its k_crm items out of that many earlier interactions",
+            )
         for name, overrides in self.models.items():
             if name not in CTR_MODELS:
                 raise UnknownSettingError(
@@ -87,6 +107,22 @@ class CtrLensSettings:
         merged = {**dataclasses.asdict(self.training), **overrides}
         checked = parse(CrmTraining, merged, f"models.{name}.training")
         return TrainConfig(**dataclasses.asdict(checked), seed=self.seed)
+
+    def history_view(
+        self, item_vectors: torch.Tensor | None = None, item_genres: torch.Tensor | None = None
+    ) -> HistoryView:
+        """What a batch gathers under these settings; ``item_vectors`` ([n_items + 2, d],
+        raw) and ``item_genres`` serve the semantic and genre searches."""
+        if item_vectors is not None:
+            item_vectors = normalised_table(item_vectors.float().numpy(), self.similarity)
+        search = LongHistorySearch(
+            k=self.k_crm,
+            scan=self.lifelong_max_history,
+            strategy=self.crm_retrieval,
+            item_vectors=item_vectors,
+            item_genres=None if item_genres is None else item_genres.float(),
+        )
+        return HistoryView(max_history=self.max_history, long=search)
 
     def model_options(self, name: str) -> dict[str, Any]:
         """Constructor options of CRM ``name`` (empty = the model's defaults)."""

@@ -1,7 +1,7 @@
 """SIM: search over a long (retrieved) behaviour list, then target attention (Pi et al., 2020).
 
-The upstream item_text pipeline already narrows the lifelong history to the K_crm retrieved
-items (``long_hist``). Here a soft-search unit (GSU) scores those items against the target by
+The batch already narrows the lifelong history to the K_crm retrieved items (``long_hist``,
+gathered by ``ctr.long_history``). Here a soft-search unit (GSU) scores those items against the target by
 an inner product of learned projections and keeps the ``top_k``; an exact-search unit (ESU)
 runs target attention over the kept items. The recent history (``hist``) gets its own DIN
 attention, as in SIM's short-term branch.
@@ -25,6 +25,9 @@ from reclora_pipeline.ctr.layers import (
 
 class SIM(nn.Module):
     """Search-based interest model; without ``long_hist`` in the batch it searches ``hist``."""
+
+    # Batches for this model carry the long list (``ctr.training.as_read_by``).
+    reads_long_history = True
 
     def __init__(
         self,

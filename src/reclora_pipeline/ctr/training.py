@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -83,6 +84,15 @@ def _row_slices(n: int, batch_size: int) -> Iterator[slice]:
         yield slice(start, start + batch_size)
 
 
+def as_read_by(model: nn.Module, features: CTRFeatures) -> CTRFeatures:
+    """``features`` as ``model`` reads them: only a model that declares
+    ``reads_long_history`` (SIM) gets batches with the long list, so the others skip its
+    search (the semantic one costs a similarity per history item)."""
+    if getattr(model, "reads_long_history", False) or features.view.long is None:
+        return features
+    return features.with_view(dataclasses.replace(features.view, long=None))
+
+
 def _require_labels(features: CTRFeatures, name: str) -> np.ndarray:
     labels = features.label.numpy()
     if len(labels) == 0 or not np.isfinite(labels).all():
@@ -105,6 +115,7 @@ def train_ctr(
     Seeds torch (dropout) and the shuffling generator from ``config.seed``.
     """
     config = config or TrainConfig()
+    train, valid = as_read_by(model, train), as_read_by(model, valid)
     _require_labels(train, "train")
     valid_labels = _require_labels(valid, "valid")
     torch.manual_seed(config.seed)
@@ -164,6 +175,7 @@ def score(
 ) -> np.ndarray:
     """Click probabilities [n] (float64) in eval mode."""
     model.eval()
+    features = as_read_by(model, features)
     out = [torch.sigmoid(model(features.batch(i))) for i in _row_slices(len(features), batch_size)]
     return torch.cat(out).double().numpy() if out else np.zeros(0)
 
@@ -175,6 +187,7 @@ def user_representations(
 ) -> np.ndarray:
     """The frozen model's last MLP hidden vector per sample: [n, hidden_dim] float32, detached."""
     model.eval()
+    features = as_read_by(model, features)
     parts = [
         model.user_representation(features.batch(rows))
         for rows in _row_slices(len(features), batch_size)

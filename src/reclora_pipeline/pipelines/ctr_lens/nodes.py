@@ -1,7 +1,8 @@
 """Thin ctr_lens nodes: each reads its inputs and calls the ctr library.
 
-The features of every sample are built once (``build_ctr_features``, persisted) and read by
-every node that trains or scores a CRM. Nodes that need every CRM take their datasets
+The features of every sample are built once (``build_ctr_features``, persisted: ids and
+pointers into the users' lifelong sequences) and read by every node that trains or scores a
+CRM. Nodes that need every CRM take their datasets
 positionally, in ``names`` order (the pipeline fixes ``names`` to ``TRAINED_CRMS``).
 """
 
@@ -17,9 +18,11 @@ from reclora_pipeline.ctr.feature_store import features_from_tensors, features_t
 from reclora_pipeline.ctr.features import CTRVocab
 from reclora_pipeline.ctr.few_shot_lens import lens_recipe
 from reclora_pipeline.ctr.lens import StateDict, train_and_test
+from reclora_pipeline.ctr.long_history import item_vector_table
 from reclora_pipeline.ctr.sample_features import sample_features
 from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.duckdb_store import DuckDBTable
+from reclora_pipeline.item_text.history_table import embedding_rows
 
 logger = logging.getLogger(__name__)
 THREADS_KEY = "ctr_lens.torch_threads"
@@ -32,14 +35,19 @@ def fit_ctr_vocabulary(items: DuckDBTable, users: DuckDBTable) -> dict[str, Any]
 
 def build_ctr_features(
     samples: DuckDBTable,
-    retrieved_histories: DuckDBTable,
+    interactions: DuckDBTable,
+    item_embeddings: DuckDBTable,
     vocabulary: dict[str, Any],
     settings: CtrLensSettings,
 ) -> dict[str, torch.Tensor]:
-    """``ctr_features``: every sample's model-ready tensors, with its split, built once."""
+    """``ctr_features``: every sample's ids and split, pointing into the users' lifelong
+    sequences (stored once), with the item tables SIM's long-history searches read."""
     use_threads(settings.torch_threads, THREADS_KEY)
     vocab = CTRVocab.from_dict(vocabulary)
-    return features_to_tensors(sample_features(samples, retrieved_histories, vocab, settings))
+    features = sample_features(samples, interactions, vocab)
+    vectors = item_vector_table(embedding_rows(item_embeddings), vocab.n_items)
+    genres = torch.from_numpy(vocab.item_genres).to(torch.int8)
+    return features_to_tensors(features, item_vectors=vectors, item_genres=genres)
 
 
 def train_ctr_model(

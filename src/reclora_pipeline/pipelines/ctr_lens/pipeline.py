@@ -33,7 +33,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.build_ctr_features,
-                ["samples", "retrieved_histories", "ctr_vocabulary", "params:ctr_lens"],
+                [
+                    "samples",
+                    "interactions",
+                    "item_embeddings",
+                    "ctr_vocabulary",
+                    "params:ctr_lens",
+                ],
                 "ctr_features",
                 name="build_ctr_features",
             ),
