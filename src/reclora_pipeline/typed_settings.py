@@ -83,6 +83,9 @@ def _build(cls: type[T], params: Any, ignore: tuple[str, ...] = ()) -> T:
     for key in params:
         if key in ignore:  # set by the code, not by parameters
             raise UnknownSettingError(str(key), None, names)
+        moved = getattr(cls, "MOVED_SETTINGS", {})
+        if key in moved:  # a setting another group took over
+            raise SettingError(str(key), params[key], f"no value here: it moved to {moved[key]}")
         if key not in names:
             raise UnknownSettingError(str(key), _closest(cls, str(key), names), names)
     return cls(**params)

@@ -11,7 +11,7 @@ from reclora_pipeline.duckdb_store import DuckDBTable, replace_table
 from reclora_pipeline.item_text import history_table
 from reclora_pipeline.item_text.settings import ItemTextSettings
 
-SETTINGS = ItemTextSettings(k_text=2, text_retrieval="semantic", k_crm=3, crm_retrieval="recency")
+SETTINGS = ItemTextSettings(k_text=2, text_retrieval="semantic")
 
 
 def _samples(n: int, seed: int = 0) -> pa.Table:
@@ -66,4 +66,6 @@ def test_no_samples_gives_an_empty_table_with_the_retrieved_columns(tables):
     replace_table(samples.connection, "retrieved_histories", stream)
     stored = DuckDBTable(samples.connection, "retrieved_histories")
     assert stored.count() == 0
-    assert "crm_history_item_ids" in stored.columns()
+    assert "text_history_item_ids" in stored.columns()
+    # The CRM side reads the lifelong sequences in ctr_lens, not this table.
+    assert "crm_history_item_ids" not in stored.columns()

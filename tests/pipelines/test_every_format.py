@@ -59,7 +59,8 @@ def tiny_parameters(data_format: str, source: Path, model: Path, work: Path) -> 
     """conf/base parameters with sizes that keep all six stages to a few seconds."""
     params = project_parameters()
     params["ingest"].update(format=data_format, path=str(source), k_core=2, min_history=3)
-    params["item_text"].update(model=str(model), pca_dim=4, k_text=3, k_crm=5)
+    params["item_text"].update(model=str(model), pca_dim=4, k_text=3)
+    params["ctr_lens"].update(k_crm=5, lifelong_max_history=5)
     params["ctr_lens"]["training"].update(max_epochs=1, batch_size=16, progress=False)
     params["few2many"].update(FEW2MANY)
     params["finetune"]["training"].update(

@@ -1,4 +1,5 @@
-"""Retrieved histories for every sample: the short text-side and the long CRM-side list."""
+"""Retrieved text-side histories for every sample (the CRM side reads the lifelong
+sequences in ctr_lens)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,20 @@ BATCH_ROWS = 65_536
 logger = logging.getLogger(__name__)
 
 
-def embedding_lookup(item_embeddings: DuckDBTable, metric: str) -> torch.Tensor:
-    """[max_item_id + 1, d] table indexed by item id (row 0 and unknown ids are zero)."""
+def embedding_rows(item_embeddings: DuckDBTable) -> np.ndarray:
+    """[max_item_id + 1, d] float32 vectors indexed by item id (row 0 and ids without an
+    embedding are zero)."""
     table = item_embeddings.arrow()
     ids = table.column("item_id").to_numpy()
     vectors = np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
     lookup = np.zeros((int(ids.max()) + 1, vectors.shape[1]), dtype=np.float32)
     lookup[ids] = vectors
-    return retrieval.normalised_table(lookup, metric)
+    return lookup
+
+
+def embedding_lookup(item_embeddings: DuckDBTable, metric: str) -> torch.Tensor:
+    """:func:`embedding_rows`, normalised for ``metric`` (the retriever's lookup table)."""
+    return retrieval.normalised_table(embedding_rows(item_embeddings), metric)
 
 
 def retrieval_recipe(settings: ItemTextSettings) -> retrieval.RetrievalRecipe:
@@ -38,36 +45,33 @@ def retrieval_recipe(settings: ItemTextSettings) -> retrieval.RetrievalRecipe:
         similarity=settings.similarity,
         k_text=settings.k_text,
         text_retrieval=settings.text_retrieval,
-        k_crm=settings.k_crm,
-        crm_retrieval=settings.crm_retrieval,
     )
 
 
 def retrieve_batch(
     batch: pa.RecordBatch | pa.Table, lookup: torch.Tensor, recipe: retrieval.RetrievalRecipe
 ) -> pa.Table:
-    """The id columns of ``batch`` with the text-side and CRM-side history lists picked from
-    its ``history_item_ids`` / ``history_ratings`` (``lookup``: :func:`embedding_lookup`)."""
+    """The id columns of ``batch`` with the text-side history lists picked from its
+    ``history_item_ids`` / ``history_ratings`` (``lookup``: :func:`embedding_lookup`)."""
     history, lengths = retrieval.padded(batch.column("history_item_ids"), np.int64)
     ratings, _ = retrieval.padded(batch.column("history_ratings"), np.float32)
     targets = batch.column("item_id").to_numpy()
     out = {name: batch.column(name) for name in ID_COLUMNS}
-    for side, k, strategy in recipe.sides():
-        positions, counts = retrieval.select_positions(
-            history, lengths, targets, k, strategy, lookup
-        )
-        out[f"{side}_history_item_ids"] = retrieval.gather_lists(
-            history.astype(np.int32), positions, counts
-        )
-        out[f"{side}_history_ratings"] = retrieval.gather_lists(ratings, positions, counts)
+    positions, counts = retrieval.select_positions(
+        history, lengths, targets, recipe.k_text, recipe.text_retrieval, lookup
+    )
+    out["text_history_item_ids"] = retrieval.gather_lists(
+        history.astype(np.int32), positions, counts
+    )
+    out["text_history_ratings"] = retrieval.gather_lists(ratings, positions, counts)
     return pa.table(out)
 
 
 def retrieve_histories(
     samples: DuckDBTable, item_embeddings: DuckDBTable, settings: ItemTextSettings
 ) -> pa.RecordBatchReader:
-    """Text-side (K_text) and CRM-side (K_crm) histories of every sample, in chronological
-    order, each picked by its retrieval strategy.
+    """The text-side (K_text) history of every sample, in chronological order, picked by
+    ``item_text.text_retrieval``.
 
     A stream of batches of ``BATCH_ROWS`` samples: the table it is saved to receives each
     batch as it is retrieved, so memory stays bounded however many samples there are. Rows

