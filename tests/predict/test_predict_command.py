@@ -40,11 +40,15 @@ def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("predict_project")
     workspace = make_workspace(root / "project")
     parameters = _overrides(root)
-    parameters["ingest"] = {"format": "ml-1m", "k_core": 2, "min_history": 3,
+    parameters["ingest"] = {"format": "ml-1m", "k_core": 2, "min_history": 3, "max_history": 4,
                             "path": str(WRITERS["ml-1m"](root / "src", small_world()))}  # fmt: skip
-    parameters["item_text"] = {"pca_dim": 4, "k_text": 3, "k_crm": 5, "model": str(
+    parameters["item_text"] = {"pca_dim": 4, "k_text": 3, "model": str(
         save_tiny_llama(root / "tiny", extra_words=["Yes", "No", "."]))}  # fmt: skip
-    parameters["ctr_lens"] = {"training": {"max_epochs": 2, "batch_size": 16, "progress": False}}
+    # The lens is SIM searching more history than ingest keeps (ingest.max_history = 4), so
+    # predict gathers the longer history the lens reads.
+    parameters["ctr_lens"] = {"crm": "sim", "k_crm": 5, "crm_retrieval": "semantic",
+                              "lifelong_max_history": 200,
+                              "training": {"max_epochs": 2, "batch_size": 16, "progress": False}}  # fmt: skip
     (workspace / "conf/local/parameters.yml").write_text(yaml.safe_dump(parameters))
     result = _kedro(workspace, "run", "--pipeline", "full")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]

@@ -22,13 +22,19 @@ import torch
 from reclora_pipeline.ctr.features import CTRVocab, build_features
 from reclora_pipeline.ctr.few_shot_lens import settings_from_recipe
 from reclora_pipeline.ctr.lens import StateDict, load_crm
+from reclora_pipeline.ctr.long_history import item_vector_table
 from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.ctr.training import user_representations
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.few2many.recency import with_recency_prompts
 from reclora_pipeline.finetune.arms import check_arm
-from reclora_pipeline.item_text.history_table import BATCH_ROWS, embedding_lookup, retrieve_batch
+from reclora_pipeline.item_text.history_table import (
+    BATCH_ROWS,
+    embedding_lookup,
+    embedding_rows,
+    retrieve_batch,
+)
 from reclora_pipeline.item_text.prompt_table import PromptRecipe, retrieved_prompt_table
 from reclora_pipeline.item_text.retrieval import RetrievalRecipe
 from reclora_pipeline.predict.histories import HistoryRule, histories_as_of
@@ -86,6 +92,11 @@ class Lens:
             )
         return cls(settings, CTRVocab.from_dict(ctr_vocabulary), checkpoints[settings.crm])
 
+    def history_reach(self) -> int:
+        """How many earlier interactions the lens reads at most (recent window or SIM's
+        lifelong search)."""
+        return max(self.settings.max_history, self.settings.lifelong_max_history)
+
 
 def prediction_rows(
     candidates: pa.Table,
@@ -110,7 +121,11 @@ def prediction_rows(
     retrieved = retrieve(_as_samples(rows), lookup, text.retrieval)
     column = check_arm(arm).prompt_column
     prompts = render(_as_samples(rows), retrieved, column, text)
-    vectors = lens_vectors(rows, retrieved, lens)
+    reach = lens.history_reach()
+    lens_rows = (
+        rows if reach <= history.max_history else histories_as_of(candidates, interactions, reach)
+    )
+    vectors = lens_vectors(lens_rows, item_embeddings, lens)
     kept = rows.select([*CANDIDATE_COLUMNS, "history_length", "n_earlier"])
     return kept.append_column("prompt", prompts).append_column(
         "user_repr",
@@ -134,7 +149,7 @@ def _as_samples(rows: pa.Table) -> pa.Table:
 
 
 def retrieve(samples: pa.Table, lookup: torch.Tensor, recipe: RetrievalRecipe) -> pa.Table:
-    """Text-side and CRM-side histories of ``samples``, as item_text retrieves them."""
+    """Text-side histories of ``samples``, as item_text retrieves them."""
     parts = [
         retrieve_batch(samples.slice(start, BATCH_ROWS), lookup, recipe)
         for start in range(0, samples.num_rows, BATCH_ROWS)
@@ -152,20 +167,17 @@ def render(samples: pa.Table, retrieved: pa.Table, column: str, text: TextRecipe
     return table.column("prompt").combine_chunks()
 
 
-def lens_vectors(rows: pa.Table, retrieved: pa.Table, lens: Lens) -> np.ndarray:
-    """[n, hidden] float32: the lens CRM's ``user_repr`` of every row, from the same
-    features ``ctr.sample_features`` builds for a stored sample."""
+def lens_vectors(rows: pa.Table, item_embeddings: DuckDBTable, lens: Lens) -> np.ndarray:
+    """[n, hidden] float32: the lens CRM's ``user_repr`` of every row, from the features
+    ``ctr.sample_features`` gives a stored sample: ``rows``' history lists (at least
+    :meth:`Lens.history_reach` long) read through the lens's history view."""
     samples = pa.table({
         "sample_id": rows.column("row"), "user_id": rows.column("user_id"),
         "item_id": rows.column("item_id"), "history_item_ids": rows.column("history_item_ids"),
         "history_ratings": rows.column("history_ratings"),
     })  # fmt: skip
-    features = build_features(
-        samples,
-        lens.vocab,
-        max_history=lens.settings.max_history,
-        long_history=retrieved.select(["sample_id", "crm_history_item_ids", "crm_history_ratings"]),
-        max_long_history=lens.settings.max_long_history,
-    )
+    vectors = item_vector_table(embedding_rows(item_embeddings), lens.vocab.n_items)
+    genres = torch.from_numpy(lens.vocab.item_genres)
+    features = build_features(samples, lens.vocab, lens.settings.history_view(vectors, genres))
     model = load_crm(lens.settings.crm, lens.vocab, lens.settings, lens.state)
     return user_representations(model, features)
