@@ -1,17 +1,22 @@
 """CTR lens quality on the embedded MovieLens-100K: test AUC / LogLoss over several seeds.
 
-Runs ingest and the retrieval part of item_text in a scratch workspace, then trains
-DIN, SIM, DeepFM and a logistic regression on the full train split with the
-training settings of conf/base/parameters_ctr_lens.yml (early stopping on valid
-AUC), once per seed, and scores the test split; item popularity is the
-non-learned reference. Prints one JSON line last (mean and std per model).
+Runs ingest and item_text's embeddings in a scratch workspace, builds the features of
+every sample as ``ctr_lens.build_ctr_features`` does (the lifelong sequence store and the
+item tables SIM's searches read), then trains DIN, SIM, DeepFM and a logistic regression on
+the full train split with the settings of conf/base/parameters_ctr_lens.yml (early stopping
+on valid AUC), once per seed, and scores the test split; item popularity is the non-learned
+reference. ``--set key=value`` overrides a ctr_lens setting (e.g. SIM's lifelong search:
+``--set crm_retrieval=semantic --set lifelong_max_history=1000``). Prints one JSON line last
+(mean and std per model).
 
     python benchmarks/ctr_lens_seeds.py [--seeds 0 1 2] [--models din sim deepfm logreg]
+        [--set crm_retrieval=semantic ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -21,23 +26,29 @@ import torch
 import yaml
 
 from reclora_pipeline.ctr.baselines import LogisticRegressionCTR, popularity_scores
-from reclora_pipeline.ctr.features import CTRVocab, build_features
+from reclora_pipeline.ctr.features import CTRFeatures, CTRVocab
+from reclora_pipeline.ctr.long_history import item_vector_table
 from reclora_pipeline.ctr.metrics import auc, logloss
 from reclora_pipeline.ctr.registry import build_ctr_model
+from reclora_pipeline.ctr.sample_features import SPLIT_CODES, sample_features
+from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.ctr.training import TrainConfig, evaluate, train_ctr
-from reclora_pipeline.duckdb_store import close_all, connect
+from reclora_pipeline.duckdb_store import DuckDBTable, close_all, connect
+from reclora_pipeline.item_text.history_table import embedding_rows
+from reclora_pipeline.typed_settings import parse
 from reclora_pipeline.workspace import make_workspace, project_root, run_kedro
 
 MODELS = ("din", "sim", "deepfm", "logreg")
 
 
-def load_features():
-    """Train / valid / test features of the embedded dataset, built in a scratch workspace."""
+def load_features(settings: CtrLensSettings) -> tuple[CTRVocab, dict[str, CTRFeatures]]:
+    """Train / valid / test features of the embedded dataset, built in a scratch workspace
+    and read through ``settings``' history view."""
     with tempfile.TemporaryDirectory(prefix="ctr_lens_seeds_") as scratch:
         workspace = make_workspace(scratch)
         for args in (
             ("run", "--pipeline", "ingest"),
-            ("run", "--pipeline", "item_text", "--to-nodes", "item_text.retrieve_histories"),
+            ("run", "--pipeline", "item_text", "--to-nodes", "item_text.embed_items"),
         ):
             result = run_kedro(workspace, *args, timeout=1800)
             if result.returncode != 0:
@@ -46,32 +57,38 @@ def load_features():
         vocab = CTRVocab.fit(
             connection.table("items").to_arrow_table(), connection.table("users").to_arrow_table()
         )
-        long_history = connection.sql(
-            "SELECT sample_id, crm_history_item_ids, crm_history_ratings FROM retrieved_histories"
-        ).to_arrow_table()
-        splits = {
-            split: build_features(
-                connection.sql(
-                    f"SELECT * FROM samples WHERE split = '{split}' ORDER BY sample_id"
-                ).to_arrow_table(),
-                vocab,
-                long_history=long_history,
-            )
-            for split in ("train", "valid", "test")
-        }
+        features = sample_features(
+            DuckDBTable(connection, "samples"), DuckDBTable(connection, "interactions"), vocab
+        )
+        vectors = item_vector_table(
+            embedding_rows(DuckDBTable(connection, "item_embeddings")), vocab.n_items
+        )
+        view = settings.history_view(vectors, torch.from_numpy(vocab.item_genres))
+        features = features.with_view(view)
         close_all()
+    split = features.extra["split"]
+    splits = {name: features.select(split == code) for name, code in SPLIT_CODES.items()}
     return vocab, splits
+
+
+def ctr_lens_settings(overrides: list[str]) -> CtrLensSettings:
+    """conf/base's ctr_lens settings with ``key=value`` overrides (values read as YAML)."""
+    path = project_root() / "conf/base/parameters_ctr_lens.yml"
+    params = yaml.safe_load(path.read_text())["ctr_lens"]
+    for item in overrides:
+        key, _, value = item.partition("=")
+        params[key] = yaml.safe_load(value)
+    return parse(CtrLensSettings, params, "ctr_lens")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    settings = yaml.safe_load((project_root() / "conf/base/parameters_ctr_lens.yml").read_text())[
-        "ctr_lens"
-    ]
-    vocab, splits = load_features()
+    settings = ctr_lens_settings(args.set)
+    vocab, splits = load_features(settings)
     test_labels = splits["test"].label.numpy()
     popularity = popularity_scores(splits["train"], splits["test"])
     results: dict[str, list[dict[str, float]]] = {name: [] for name in args.models}
@@ -83,8 +100,11 @@ def main() -> None:
                     torch.manual_seed(seed)
                     model = LogisticRegressionCTR(vocab)
             else:
-                model = build_ctr_model(name, vocab, seed=seed)
-            config = TrainConfig(**settings["training"], seed=seed, progress=False)
+                model = build_ctr_model(name, vocab, seed=seed, **settings.model_options(name))
+            # The logistic regression takes the shared training settings (no overrides).
+            config = TrainConfig(**dataclasses.asdict(settings.training), seed=seed, progress=False)
+            if name != "logreg":
+                config = dataclasses.replace(settings.train_config(name), seed=seed, progress=False)
             trained = train_ctr(model, splits["train"], splits["valid"], config)
             metrics = evaluate(model, splits["test"])
             record = {
@@ -116,6 +136,10 @@ def main() -> None:
     }
     summary["n_test"] = len(test_labels)
     summary["seeds"] = args.seeds
+    summary["settings"] = {
+        key: getattr(settings, key)
+        for key in ("max_history", "k_crm", "crm_retrieval", "lifelong_max_history", "similarity")
+    }
     summary["torch_threads"] = torch.get_num_threads()
     print(json.dumps(summary))
 

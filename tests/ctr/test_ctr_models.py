@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from reclora_pipeline.ctr.features import CTRVocab, build_features
-from reclora_pipeline.ctr.long_history import HistoryView, LongHistorySearch
 from reclora_pipeline.ctr.layers import masked_softmax
+from reclora_pipeline.ctr.long_history import HistoryView, LongHistorySearch
 from reclora_pipeline.ctr.registry import CTR_MODELS, build_ctr_model
 from reclora_pipeline.ctr.training import user_representations
 from reclora_pipeline.errors import ParameterError

@@ -68,7 +68,9 @@ def test_the_search_tables_travel_with_the_features(features):
         batch = features_from_tensors(tensors, settings).batch(slice(0, 5))
         assert batch["long_hist"].shape == (5, 4)
     with pytest.raises(ParameterError, match="needs the item embeddings.*build_ctr_features"):
-        features_from_tensors(features_to_tensors(features), CtrLensSettings(crm_retrieval="semantic"))
+        features_from_tensors(
+            features_to_tensors(features), CtrLensSettings(crm_retrieval="semantic")
+        )
 
 
 def test_ids_are_stored_narrow_and_widened_on_load(features):

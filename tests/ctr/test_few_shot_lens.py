@@ -9,7 +9,6 @@ import pyarrow as pa
 import pytest
 
 from reclora_pipeline.ctr.features import CTRVocab, build_features
-from reclora_pipeline.ctr.long_history import HistoryView
 from reclora_pipeline.ctr.few_shot_lens import (
     FewShotLensTraining,
     lens_recipe,
@@ -18,6 +17,7 @@ from reclora_pipeline.ctr.few_shot_lens import (
 )
 from reclora_pipeline.ctr.lens import new_crm
 from reclora_pipeline.ctr.lens_tables import rows_of
+from reclora_pipeline.ctr.long_history import HistoryView
 from reclora_pipeline.ctr.metrics import auc
 from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.ctr.training import score

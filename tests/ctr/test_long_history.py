@@ -34,7 +34,9 @@ def test_a_window_is_the_newest_entries_of_the_users_own_sequence():
 
 
 def test_an_empty_store_gives_empty_windows():
-    empty = Sequences(items=torch.zeros(0, dtype=torch.int32), ratings=torch.zeros(0, dtype=torch.int8))
+    empty = Sequences(
+        items=torch.zeros(0, dtype=torch.int32), ratings=torch.zeros(0, dtype=torch.int8)
+    )
     ids, _, mask = empty.window(torch.tensor([0]), torch.tensor([0]), 4)
     assert ids.tolist() == [[0, 0, 0, 0]] and not mask.any()
 

@@ -24,9 +24,7 @@ def _parameters(tmp_path, world):
     params["ingest"].update(
         format="ml-1m", path=str(WRITERS["ml-1m"](tmp_path / "src", world)), k_core=2, min_history=3
     )
-    params["item_text"].update(
-        model=str(save_tiny_llama(tmp_path / "tiny")), pca_dim=4, k_text=3
-    )
+    params["item_text"].update(model=str(save_tiny_llama(tmp_path / "tiny")), pca_dim=4, k_text=3)
     params["ctr_lens"]["training"].update(max_epochs=2, batch_size=16, progress=False)
     return params
 

@@ -16,9 +16,7 @@ def test_item_text_pipeline_on_fixture_data(tmp_path, world, database):
     params["ingest"].update(
         format="ml-1m", path=str(WRITERS["ml-1m"](tmp_path / "src", world)), k_core=2, min_history=3
     )
-    params["item_text"].update(
-        model=str(save_tiny_llama(tmp_path / "tiny")), pca_dim=4, k_text=3
-    )
+    params["item_text"].update(model=str(save_tiny_llama(tmp_path / "tiny")), pca_dim=4, k_text=3)
     catalog = temporary_catalog(tmp_path, params)
 
     SequentialRunner().run(ingest_pipeline() + item_text_pipeline(), catalog)

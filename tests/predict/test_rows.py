@@ -16,15 +16,15 @@ def test_item_text_records_its_retrieval_and_the_recipe_round_trips(upstream, tm
     recorded = catalog.load("prompt_recipe")
     settings = upstream.parameters["item_text"]
     assert recorded["retrieval"] == {
-        key: settings[key]
-        for key in ("similarity", "k_text", "text_retrieval")
+        key: settings[key] for key in ("similarity", "k_text", "text_retrieval")
     }
     recipe = PromptRecipe.from_dict(recorded)
     assert recipe.retrieval == RetrievalRecipe.from_dict(recorded["retrieval"])
     assert PromptRecipe.from_dict(recipe.to_dict()) == recipe
     text = TextRecipe.of(pd.DataFrame(), pd.DataFrame(), recorded)
     assert (text.retrieval.k_text, text.retrieval.text_retrieval) == (
-        settings["k_text"], settings["text_retrieval"]
+        settings["k_text"],
+        settings["text_retrieval"],
     )
     # A recipe an older run wrote, with the CRM side item_text no longer retrieves, still reads.
     retired = recorded["retrieval"] | {"k_crm": 60, "crm_retrieval": "recency"}
