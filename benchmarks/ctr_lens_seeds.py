@@ -102,7 +102,8 @@ def main() -> None:
             else:
                 model = build_ctr_model(name, vocab, seed=seed, **settings.model_options(name))
             # The logistic regression takes the shared training settings (no overrides).
-            config = TrainConfig(**dataclasses.asdict(settings.training), seed=seed, progress=False)
+            shared = dataclasses.asdict(settings.training) | {"seed": seed, "progress": False}
+            config = TrainConfig(**shared)
             if name != "logreg":
                 config = dataclasses.replace(settings.train_config(name), seed=seed, progress=False)
             trained = train_ctr(model, splits["train"], splits["valid"], config)
