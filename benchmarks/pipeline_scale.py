@@ -286,6 +286,9 @@ def stage_params(dataset: Path, args: argparse.Namespace) -> str:
         f"ctr_lens.training.max_steps_per_epoch={args.crm_steps}",
         f"item_text.embedder={args.embedder}",
     ]
+    if args.embedder == "sentence":
+        # all-MiniLM-L6-v2 gives 384 dims, below the default pca_dim of 512.
+        params.append("item_text.pca_dim=384")
     if args.params_extra:
         params.append(args.params_extra)
     return ",".join(params)
