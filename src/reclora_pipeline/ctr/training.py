@@ -176,8 +176,12 @@ def score(
     """Click probabilities [n] (float64) in eval mode."""
     model.eval()
     features = as_read_by(model, features)
-    out = [torch.sigmoid(model(features.batch(i))) for i in _row_slices(len(features), batch_size)]
-    return torch.cat(out).double().numpy() if out else np.zeros(0)
+    # Written in place: a small result kept per batch would sit between the batches' large
+    # freed blocks on the heap (reuse_freed_memory) and make it grow with the rows scored.
+    out = torch.empty(len(features), dtype=torch.float64)
+    for rows in _row_slices(len(features), batch_size):
+        out[rows] = torch.sigmoid(model(features.batch(rows)))
+    return out.numpy()
 
 
 @torch.no_grad()
@@ -188,13 +192,14 @@ def user_representations(
     """The frozen model's last MLP hidden vector per sample: [n, hidden_dim] float32, detached."""
     model.eval()
     features = as_read_by(model, features)
-    parts = [
-        model.user_representation(features.batch(rows))
-        for rows in _row_slices(len(features), batch_size)
-    ]
-    if not parts:
-        return np.zeros((0, 0), dtype=np.float32)
-    return torch.cat(parts).detach().cpu().float().numpy()
+    out: torch.Tensor | None = None
+    # Written in place, as in :func:`score`.
+    for rows in _row_slices(len(features), batch_size):
+        vectors = model.user_representation(features.batch(rows))
+        if out is None:
+            out = torch.empty(len(features), vectors.shape[1], dtype=torch.float32)
+        out[rows] = vectors
+    return np.zeros((0, 0), dtype=np.float32) if out is None else out.numpy()
 
 
 def evaluate(
