@@ -192,14 +192,13 @@ def user_representations(
     """The frozen model's last MLP hidden vector per sample: [n, hidden_dim] float32, detached."""
     model.eval()
     features = as_read_by(model, features)
-    out: torch.Tensor | None = None
-    # Written in place, as in :func:`score`.
-    for rows in _row_slices(len(features), batch_size):
-        vectors = model.user_representation(features.batch(rows))
-        if out is None:
-            out = torch.empty(len(features), vectors.shape[1], dtype=torch.float32)
-        out[rows] = vectors
-    return np.zeros((0, 0), dtype=np.float32) if out is None else out.numpy()
+    parts = [
+        model.user_representation(features.batch(rows))
+        for rows in _row_slices(len(features), batch_size)
+    ]
+    if not parts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(parts).detach().cpu().float().numpy()
 
 
 def evaluate(
