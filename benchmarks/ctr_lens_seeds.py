@@ -27,14 +27,12 @@ import yaml
 
 from reclora_pipeline.ctr.baselines import LogisticRegressionCTR, popularity_scores
 from reclora_pipeline.ctr.features import CTRFeatures, CTRVocab
-from reclora_pipeline.ctr.long_history import item_vector_table
 from reclora_pipeline.ctr.metrics import auc, logloss
 from reclora_pipeline.ctr.registry import build_ctr_model
-from reclora_pipeline.ctr.sample_features import SPLIT_CODES, sample_features
+from reclora_pipeline.ctr.sample_features import SPLIT_CODES, sample_features, search_tables
 from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.ctr.training import TrainConfig, evaluate, train_ctr
 from reclora_pipeline.duckdb_store import DuckDBTable, close_all, connect
-from reclora_pipeline.item_text.history_table import embedding_rows
 from reclora_pipeline.typed_settings import parse
 from reclora_pipeline.workspace import make_workspace, project_root, run_kedro
 
@@ -60,10 +58,8 @@ def load_features(settings: CtrLensSettings) -> tuple[CTRVocab, dict[str, CTRFea
         features = sample_features(
             DuckDBTable(connection, "samples"), DuckDBTable(connection, "interactions"), vocab
         )
-        vectors = item_vector_table(
-            embedding_rows(DuckDBTable(connection, "item_embeddings")), vocab.n_items
-        )
-        view = settings.history_view(vectors, torch.from_numpy(vocab.item_genres))
+        tables = search_tables(DuckDBTable(connection, "item_embeddings"), vocab)
+        view = settings.history_view(*tables)
         features = features.with_view(view)
         close_all()
     split = features.extra["split"]

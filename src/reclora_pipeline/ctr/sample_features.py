@@ -11,9 +11,11 @@ import pyarrow.compute as pc
 import torch
 
 from reclora_pipeline.ctr.features import CTRFeatures, CTRVocab, profile_features
+from reclora_pipeline.ctr.long_history import item_vector_table
 from reclora_pipeline.ctr.sequences import Sequences, narrow_ids
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import UserInputError
+from reclora_pipeline.item_text.history_table import embedding_rows
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,15 @@ def interaction_store(
         ratings=torch.from_numpy(vocab.map_ratings(ratings).astype(np.int8)),
     )
     return sequences, position, user_first
+
+
+def search_tables(
+    item_embeddings: DuckDBTable, vocab: CTRVocab
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The item tables SIM's long-history searches read: raw item vectors by model item id
+    ([n_items + 2, d]) and the multi-hot genres ([n_items + 2, n_genres], float32)."""
+    vectors = item_vector_table(embedding_rows(item_embeddings), vocab.n_items)
+    return vectors, torch.from_numpy(vocab.item_genres)
 
 
 def sample_features(

@@ -22,19 +22,14 @@ import torch
 from reclora_pipeline.ctr.features import CTRVocab, build_features
 from reclora_pipeline.ctr.few_shot_lens import settings_from_recipe
 from reclora_pipeline.ctr.lens import StateDict, load_crm
-from reclora_pipeline.ctr.long_history import item_vector_table
+from reclora_pipeline.ctr.sample_features import search_tables
 from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.ctr.training import user_representations
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.few2many.recency import with_recency_prompts
 from reclora_pipeline.finetune.arms import check_arm
-from reclora_pipeline.item_text.history_table import (
-    BATCH_ROWS,
-    embedding_lookup,
-    embedding_rows,
-    retrieve_batch,
-)
+from reclora_pipeline.item_text.history_table import BATCH_ROWS, embedding_lookup, retrieve_batch
 from reclora_pipeline.item_text.prompt_table import PromptRecipe, retrieved_prompt_table
 from reclora_pipeline.item_text.retrieval import RetrievalRecipe
 from reclora_pipeline.predict.histories import HistoryRule, histories_as_of
@@ -176,8 +171,7 @@ def lens_vectors(rows: pa.Table, item_embeddings: DuckDBTable, lens: Lens) -> np
         "item_id": rows.column("item_id"), "history_item_ids": rows.column("history_item_ids"),
         "history_ratings": rows.column("history_ratings"),
     })  # fmt: skip
-    vectors = item_vector_table(embedding_rows(item_embeddings), lens.vocab.n_items)
-    genres = torch.from_numpy(lens.vocab.item_genres)
-    features = build_features(samples, lens.vocab, lens.settings.history_view(vectors, genres))
+    view = lens.settings.history_view(*search_tables(item_embeddings, lens.vocab))
+    features = build_features(samples, lens.vocab, view)
     model = load_crm(lens.settings.crm, lens.vocab, lens.settings, lens.state)
     return user_representations(model, features)

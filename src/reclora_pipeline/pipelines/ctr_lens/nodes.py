@@ -18,11 +18,9 @@ from reclora_pipeline.ctr.feature_store import features_from_tensors, features_t
 from reclora_pipeline.ctr.features import CTRVocab
 from reclora_pipeline.ctr.few_shot_lens import lens_recipe
 from reclora_pipeline.ctr.lens import StateDict, train_and_test
-from reclora_pipeline.ctr.long_history import item_vector_table
-from reclora_pipeline.ctr.sample_features import sample_features
+from reclora_pipeline.ctr.sample_features import sample_features, search_tables
 from reclora_pipeline.ctr.settings import CtrLensSettings
 from reclora_pipeline.duckdb_store import DuckDBTable
-from reclora_pipeline.item_text.history_table import embedding_rows
 
 logger = logging.getLogger(__name__)
 THREADS_KEY = "ctr_lens.torch_threads"
@@ -45,9 +43,8 @@ def build_ctr_features(
     use_threads(settings.torch_threads, THREADS_KEY)
     vocab = CTRVocab.from_dict(vocabulary)
     features = sample_features(samples, interactions, vocab)
-    vectors = item_vector_table(embedding_rows(item_embeddings), vocab.n_items)
-    genres = torch.from_numpy(vocab.item_genres).to(torch.int8)
-    return features_to_tensors(features, item_vectors=vectors, item_genres=genres)
+    vectors, genres = search_tables(item_embeddings, vocab)
+    return features_to_tensors(features, item_vectors=vectors, item_genres=genres.to(torch.int8))
 
 
 def train_ctr_model(
