@@ -25,6 +25,10 @@ killer away from everything else); the stage is then recorded as failed.
 ``ctr_lens.training.max_steps_per_epoch`` (--crm-steps, default 50) is a benchmark
 knob: it caps the CRM optimizer steps per epoch so that ctr_lens finishes in minutes
 at 25M; the throughput figures above extrapolate from the capped steps.
+``ctr_lens.training.max_eval_rows`` (--crm-eval-rows, default 100,000) is the other one:
+each CRM scores at most that many valid rows (early stopping, every epoch) and test rows
+(metrics), a fixed random subset; at 25M each split has 2.4M rows, and scoring them all
+three times over takes longer than the rest of the stage.
 
     .venv/bin/python benchmarks/pipeline_scale.py                      # 5M ratings
     .venv/bin/python benchmarks/pipeline_scale.py --ratings 25000095   # ML-25M scale
@@ -284,6 +288,7 @@ def stage_params(dataset: Path, args: argparse.Namespace) -> str:
         f"ingest.path={dataset.resolve()}",
         f"ctr_lens.training.max_epochs={args.crm_epochs}",
         f"ctr_lens.training.max_steps_per_epoch={args.crm_steps}",
+        f"ctr_lens.training.max_eval_rows={args.crm_eval_rows}",
         f"item_text.embedder={args.embedder}",
     ]
     if args.embedder == "sentence":
@@ -408,6 +413,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--stages", nargs="+", default=list(STAGES), help="in pipeline order")
     parser.add_argument("--crm-epochs", type=int, default=1)
     parser.add_argument("--crm-steps", type=int, default=50, help="CRM steps per epoch (cap)")
+    parser.add_argument(
+        "--crm-eval-rows", type=int, default=100_000, help="valid/test rows a CRM scores (cap)"
+    )
     parser.add_argument("--embedder", default="llm", help="item_text.embedder: llm | sentence")
     parser.add_argument("--rss-limit-gib", type=float, default=20.0)
     parser.add_argument("--params-extra", default="", help="appended to --params")

@@ -10,6 +10,7 @@ from reclora_pipeline.ctr.registry import build_ctr_model
 from reclora_pipeline.ctr.training import (
     INFERENCE_BATCH_SIZE,
     TrainConfig,
+    capped_rows,
     evaluate,
     score,
     train_ctr,
@@ -133,3 +134,20 @@ def test_max_steps_per_epoch_caps_the_optimizer_steps(data):
     assert sum(training_passes) == 2  # scoring the valid split runs in eval mode
     with pytest.raises(ParameterError, match="max_steps_per_epoch"):
         TrainConfig(max_steps_per_epoch=0)
+
+
+def test_capped_rows_is_a_seeded_ordered_subset(data):
+    """The max_eval_rows knob keeps a fixed random subset, in the original order."""
+    _, _, valid, _ = data
+    assert capped_rows(valid, None, seed=0) is valid
+    assert capped_rows(valid, len(valid), seed=0) is valid
+    picked = capped_rows(valid, 100, seed=3)
+    assert len(picked) == 100
+    positions = torch.searchsorted(valid.sample_id, picked.sample_id)
+    assert torch.equal(valid.sample_id[positions], picked.sample_id)  # rows of valid
+    assert bool((positions.diff() > 0).all())  # distinct and in order
+    assert torch.equal(picked.label, valid.label[positions])
+    assert torch.equal(capped_rows(valid, 100, seed=3).sample_id, picked.sample_id)
+    assert not torch.equal(capped_rows(valid, 100, seed=4).sample_id, picked.sample_id)
+    with pytest.raises(ParameterError, match="max_eval_rows"):
+        TrainConfig(max_eval_rows=0)

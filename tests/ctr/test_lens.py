@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -109,6 +111,20 @@ def test_training_is_seeded_and_the_checkpoint_reloads(tables, vocab, settings):
     reloaded = predictions_table(load_crms({"din": state}, vocab, settings), test)
     untrained = predictions_table({"din": new_crm("din", vocab, settings)}, test)
     assert not np.array_equal(reloaded.column("din"), untrained.column("din"))
+
+
+def test_max_eval_rows_caps_the_scored_valid_and_test_rows(tables, vocab, settings):
+    capped = parse(
+        CtrLensSettings,
+        {**dataclasses.asdict(settings), "training": {"max_epochs": 1, "batch_size": 64,
+                                                       "progress": False, "max_eval_rows": 40}},
+        "ctr_lens",
+    )  # fmt: skip
+    features = sample_features(*tables, vocab).with_view(capped.history_view())
+
+    _, metrics = train_and_test("deepfm", vocab, features, capped)
+
+    assert (metrics["n_valid"], metrics["n_test"]) == (40, 40)
 
 
 def test_lens_outputs_cover_the_selected_rows_only(tables, vocab, settings):

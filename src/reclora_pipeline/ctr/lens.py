@@ -11,7 +11,7 @@ from reclora_pipeline.ctr.features import CTRFeatures, CTRVocab
 from reclora_pipeline.ctr.registry import build_ctr_model
 from reclora_pipeline.ctr.sample_features import of_split
 from reclora_pipeline.ctr.settings import CtrLensSettings
-from reclora_pipeline.ctr.training import evaluate, train_ctr
+from reclora_pipeline.ctr.training import capped_rows, evaluate, train_ctr
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -40,14 +40,17 @@ def train_and_test(
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Train CRM ``name`` on the train split (early stop on valid AUC); its best weights
     and its valid / test metrics."""
+    config = settings.train_config(name)
     train, valid, test = (of_split(features, split) for split in ("train", "valid", "test"))
+    valid, test = (capped_rows(rows, config.max_eval_rows, config.seed) for rows in (valid, test))
     model = new_crm(name, vocab, settings)
-    result = train_ctr(model, train, valid, settings.train_config(name))
+    result = train_ctr(model, train, valid, config)
     tested = evaluate(model, test)
     metrics = {
         "valid_auc": float(result.best_valid_auc),
         "test_auc": float(tested["auc"]),
         "test_logloss": float(tested["logloss"]),
+        "n_valid": len(valid),
         "n_test": int(tested["n"]),
         "epochs": int(result.epochs),
         "best_epoch": int(result.best_epoch),

@@ -37,6 +37,10 @@ class CrmTraining:
     # null = every batch of the train split. Not for real runs: a capped epoch sees only
     # part of the data.
     max_steps_per_epoch: int | None = setting(None, minimum=1)
+    # Benchmark knob: score at most this many valid and test rows (a fixed random subset)
+    # for early stopping and the metrics; null = all. Not for real runs: the metrics then
+    # come from part of each split.
+    max_eval_rows: int | None = setting(None, minimum=1)
     # Progress bars per epoch (off in tests and logs that capture output).
     progress: bool = True
 

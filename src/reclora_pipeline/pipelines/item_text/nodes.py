@@ -55,7 +55,7 @@ def embed_items(
 def retrieve_histories(
     samples: DuckDBTable, item_embeddings: DuckDBTable, settings: ItemTextSettings
 ) -> pa.RecordBatchReader:
-    """Short text-side and long CRM-side histories for every sample, in chronological order."""
+    """The text-side (K_text) history of every sample, in chronological order."""
     return history_table.retrieve_histories(samples, item_embeddings, settings)
 
 
