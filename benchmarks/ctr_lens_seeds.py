@@ -29,8 +29,9 @@ from reclora_pipeline.ctr.baselines import LogisticRegressionCTR, popularity_sco
 from reclora_pipeline.ctr.features import CTRFeatures, CTRVocab
 from reclora_pipeline.ctr.metrics import auc, logloss
 from reclora_pipeline.ctr.registry import build_ctr_model
-from reclora_pipeline.ctr.sample_features import SPLIT_CODES, sample_features, search_tables
+from reclora_pipeline.ctr.sample_features import sample_features, search_tables
 from reclora_pipeline.ctr.settings import CtrLensSettings
+from reclora_pipeline.ctr.splits import SPLIT_CODES
 from reclora_pipeline.ctr.training import TrainConfig, evaluate, train_ctr
 from reclora_pipeline.duckdb_store import DuckDBTable, close_all, connect
 from reclora_pipeline.typed_settings import parse

@@ -13,8 +13,8 @@ from reclora_pipeline.ctr.feature_store import (
     features_to_tensors,
 )
 from reclora_pipeline.ctr.features import CTRFeatures, CTRVocab, build_features
-from reclora_pipeline.ctr.sample_features import split_codes
 from reclora_pipeline.ctr.settings import CtrLensSettings
+from reclora_pipeline.ctr.splits import split_codes
 from reclora_pipeline.errors import ParameterError, UserInputError
 from tests.ctr.synthetic import items_table, rule_samples, users_table
 

@@ -13,8 +13,9 @@ from reclora_pipeline import duckdb_store
 from reclora_pipeline.ctr.features import CTRVocab
 from reclora_pipeline.ctr.lens import load_crms, new_crm, train_and_test
 from reclora_pipeline.ctr.lens_tables import lens_outputs, lens_scorer, predictions_table, rows_of
-from reclora_pipeline.ctr.sample_features import of_split, sample_features
+from reclora_pipeline.ctr.sample_features import sample_features
 from reclora_pipeline.ctr.settings import CtrLensSettings
+from reclora_pipeline.ctr.splits import of_split
 from reclora_pipeline.ctr.training import score, user_representations
 from reclora_pipeline.duckdb_store import DuckDBTable, fetch_row
 from reclora_pipeline.errors import UserInputError

@@ -9,8 +9,8 @@ from torch import nn
 
 from reclora_pipeline.ctr.features import CTRFeatures, CTRVocab
 from reclora_pipeline.ctr.registry import build_ctr_model
-from reclora_pipeline.ctr.sample_features import of_split
 from reclora_pipeline.ctr.settings import CtrLensSettings
+from reclora_pipeline.ctr.splits import of_split
 from reclora_pipeline.ctr.training import capped_rows, evaluate, train_ctr
 
 StateDict = Mapping[str, torch.Tensor]

@@ -7,19 +7,17 @@ import logging
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
 from reclora_pipeline.ctr.features import CTRFeatures, CTRVocab, profile_features
 from reclora_pipeline.ctr.long_history import item_vector_table
 from reclora_pipeline.ctr.sequences import Sequences, narrow_ids
+from reclora_pipeline.ctr.splits import split_codes
 from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.item_text.history_table import embedding_rows
 
 logger = logging.getLogger(__name__)
-
-SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
 
 
 def interaction_store(
@@ -92,19 +90,3 @@ def sample_features(
         sequences=sequences,
         extra={"split": torch.from_numpy(split_codes(table.column("split")))},
     )
-
-
-def split_codes(split: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Each split name's code (``SPLIT_CODES``; an unknown or null name counts as test)."""
-    codes = np.full(len(split), SPLIT_CODES["test"], dtype=np.int8)
-    for name in ("train", "valid"):
-        # Compared in Arrow: no Python string per row.
-        chosen = pc.fill_null(pc.equal(split, name), False).to_numpy(zero_copy_only=False)
-        codes[chosen] = SPLIT_CODES[name]
-    return codes
-
-
-def of_split(features: CTRFeatures, split: str) -> CTRFeatures:
-    """The rows of ``features`` in ``split`` (train, valid or test), in their order."""
-    chosen = features.extra["split"] == SPLIT_CODES[split]
-    return features.select(torch.nonzero(chosen).squeeze(1))

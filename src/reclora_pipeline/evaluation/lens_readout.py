@@ -11,15 +11,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from reclora_pipeline.ctr.metrics import auc
-from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.evaluation.rows import predictions_table, rows_to_score
 from reclora_pipeline.finetune.run import subset
+
+if TYPE_CHECKING:  # only an annotation: the module imports without DuckDB
+    from reclora_pipeline.duckdb_store import DuckDBTable
 
 logger = logging.getLogger(__name__)
 

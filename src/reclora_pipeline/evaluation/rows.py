@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 
-from reclora_pipeline.duckdb_store import DuckDBTable
 from reclora_pipeline.errors import UserInputError
 from reclora_pipeline.finetune.run import Subset, subset
+
+if TYPE_CHECKING:  # only an annotation: the module imports without DuckDB
+    from reclora_pipeline.duckdb_store import DuckDBTable
 
 PREDICTION_SCHEMA = pa.schema([("sample_id", pa.int64()), ("probability", pa.float64())])
 
