@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from reclora_pipeline import duckdb_store
+from reclora_pipeline.ctr import sample_features as sample_features_module
 from reclora_pipeline.ctr.features import CTRVocab
 from reclora_pipeline.ctr.lens import load_crms, new_crm, train_and_test
 from reclora_pipeline.ctr.lens_tables import lens_outputs, lens_scorer, predictions_table, rows_of
@@ -67,6 +68,22 @@ def test_features_are_in_sample_id_order_and_know_their_split(tables, vocab):
     np.testing.assert_array_equal(features.extra["split"].numpy(), ids % 3)
     test = of_split(features, "test")
     np.testing.assert_array_equal(test.sample_id.numpy(), ids[ids % 3 == 2])
+
+
+def test_features_read_in_small_batches_are_the_same(tables, vocab, settings, monkeypatch):
+    """DuckDB results are read batch by batch: users and samples cut at a batch boundary
+    (here every 7 rows) keep their histories."""
+    whole = sample_features(*tables, vocab).with_view(settings.history_view())
+    monkeypatch.setattr(sample_features_module, "BATCH_ROWS", 7)
+    batched = sample_features(*tables, vocab).with_view(settings.history_view())
+
+    assert torch.equal(whole.sequences.items, batched.sequences.items)
+    assert torch.equal(whole.sequences.ratings, batched.sequences.ratings)
+    one, other = whole.batch(slice(None)), batched.batch(slice(None))
+    assert one.keys() == other.keys()
+    for name, tensor in one.items():
+        assert torch.equal(tensor, other[name]), name
+    assert torch.equal(whole.extra["split"], batched.extra["split"])
 
 
 def test_the_lifelong_store_gives_each_sample_ingests_history(tables, vocab, settings):
