@@ -86,6 +86,16 @@ def test_features_read_in_small_batches_are_the_same(tables, vocab, settings, mo
     assert torch.equal(whole.extra["split"], batched.extra["split"])
 
 
+def test_no_samples_give_empty_features(tables, vocab, settings):
+    samples, interactions = tables
+    samples.connection.execute(f"DELETE FROM {samples.sql_name}")
+
+    features = sample_features(samples, interactions, vocab).with_view(settings.history_view())
+
+    assert len(features) == 0 and features.extra["split"].dtype == torch.int8
+    assert features.batch(slice(None))["hist"].shape == (0, settings.max_history)
+
+
 def test_the_lifelong_store_gives_each_sample_ingests_history(tables, vocab, settings):
     """The recent window gathered from the users' sequences is the history list ingest
     stored with the sample (same items, ratings and order)."""

@@ -127,11 +127,15 @@ def sample_features(
             f"{unmatched.size} samples have no interaction in {interactions.sql_name} "
             f"(sample_id {unmatched[:3].tolist()}): rerun ingest"
         )
-    if not rows:  # no samples: the empty table's columns
+    if not rows:  # no samples, so no batch: the columns of the empty result
         empty = samples.connection.sql(query + " LIMIT 0").to_arrow_table()
-        rows = {**profile_features(empty, vocab), "history_start": torch.zeros(0, dtype=torch.int64),
-                "history_end": torch.zeros(0, dtype=torch.int64),
-                "split": torch.zeros(0, dtype=torch.int8)}  # fmt: skip
+        no_rows = torch.zeros(0, dtype=torch.int64)
+        rows = {
+            **profile_features(empty, vocab),
+            "history_start": no_rows,
+            "history_end": no_rows.clone(),
+            "split": torch.zeros(0, dtype=torch.int8),
+        }
     logger.info("ctr features: %d samples over %d stored interactions", n, len(sequences))
     split = rows.pop("split")
     return CTRFeatures(**rows, sequences=sequences, extra={"split": split})
