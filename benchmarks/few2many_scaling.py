@@ -66,7 +66,8 @@ SAMPLES_FILE, CRM_FILE, FACTS_FILE = (
     "inputs.json",
 )
 CRMS = ("din", "sim", "deepfm")
-LENS_READOUT_L2 = (0.1, 1.0, 10.0, 100.0, 1000.0)
+LENS_READOUT_L2 = (0.1, 1.0, 10.0, 100.0, 1000.0)  # evaluation.lens_readout_l2's default
+SCORING_BATCH = 16  # evaluation.batch_size's default
 
 
 # --- prepare (kedro) -----------------------------------------------------------------
@@ -89,8 +90,11 @@ def prepare(workspace: Path, n_train_max: int, inputs: Path) -> None:
         for table, name in (("few2many_samples", SAMPLES_FILE), ("crm_predictions", CRM_FILE)):
             pq.write_table(connection.sql(f"SELECT * FROM {table}").to_arrow_table(), inputs / name)
         n_users = connection.execute("SELECT count(*) FROM users").fetchall()[0][0]
-    model = json.loads((workspace / "data" / "06_models" / "language_model.json").read_text())
-    facts = {"n_users": int(n_users), "model": model["name_or_path"], "n_train_max": n_train_max}
+    prepared = json.loads((workspace / "data" / "06_models" / "language_model.json").read_text())
+    # The prepared folder is relative to the workspace; run may start elsewhere.
+    model = workspace / prepared["name_or_path"]
+    model_name = str(model.resolve()) if model.is_dir() else prepared["name_or_path"]
+    facts = {"n_users": int(n_users), "model": model_name, "n_train_max": n_train_max}
     (inputs / FACTS_FILE).write_text(json.dumps(facts, indent=2))
     print(json.dumps(facts))
 
@@ -124,16 +128,20 @@ def aligned_crm(crm: pa.Table, sample_ids: np.ndarray, name: str) -> np.ndarray:
     return np.array([values[index[int(s)]] for s in sample_ids], dtype=np.float64)
 
 
-def score_arm(arm: str, adapter: Path, model: str, rows: Subset, settings) -> np.ndarray:
+def score_arm(
+    arm: str, adapter: Path, model: str, rows: Subset, settings: FinetuneStageSettings
+) -> np.ndarray:
     """P(Yes) of the trained ``arm`` on ``rows`` (as the evaluation scores it)."""
-    job = ScoringJob(model=model, max_length=settings.training.max_length, batch_size=16,
+    job = ScoringJob(model=model, max_length=settings.training.max_length, batch_size=SCORING_BATCH,
                      bf16=settings.training.bf16, bf16_key="finetune.training.bf16",
                      torch_threads=settings.torch_threads, adapter=str(adapter), arm=arm)  # fmt: skip
     return score_here(job, ScoringRows(rows.prompts, rows.user_repr, rows.user_ids),
                       scoring_device())  # fmt: skip
 
 
-def paired_to(labels, probs, other, users) -> dict[str, float]:
+def paired_to(
+    labels: np.ndarray, probs: np.ndarray, other: np.ndarray, users: np.ndarray
+) -> dict[str, float]:
     """User-level paired bootstrap of AUC(probs) - AUC(other)."""
     diff = paired_bootstrap_auc_difference(labels, probs, other, users=users)
     return {key: round(value, 4) for key, value in diff.items()}
