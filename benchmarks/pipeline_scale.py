@@ -27,8 +27,8 @@ knob: it caps the CRM optimizer steps per epoch so that ctr_lens finishes in min
 at 25M; the throughput figures above extrapolate from the capped steps.
 ``ctr_lens.training.max_eval_rows`` (--crm-eval-rows, default 100,000) is the other one:
 each CRM scores at most that many valid rows (early stopping, every epoch) and test rows
-(metrics), a fixed random subset; at 25M each split has 2.4M rows, and scoring them all
-three times over takes longer than the rest of the stage.
+(metrics), a fixed random subset; at 25M each split has 2.4M rows, and scoring them with
+each of the three CRMs takes longer than the rest of the stage.
 
     .venv/bin/python benchmarks/pipeline_scale.py                      # 5M ratings
     .venv/bin/python benchmarks/pipeline_scale.py --ratings 25000095   # ML-25M scale
