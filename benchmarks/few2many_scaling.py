@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
 from reclora_pipeline.ctr.metrics import auc
+from reclora_pipeline.evaluation.comparison import aligned
 from reclora_pipeline.evaluation.lens_readout import fit_lens_readout
 from reclora_pipeline.evaluation.metrics import paired_bootstrap_auc_difference
 from reclora_pipeline.finetune.request import build_request
@@ -121,13 +121,6 @@ def cut(rows: Subset, keep: np.ndarray | None) -> Subset:
     return rows if keep is None else rows.take(keep[: len(rows)])
 
 
-def aligned_crm(crm: pa.Table, sample_ids: np.ndarray, name: str) -> np.ndarray:
-    """CRM ``name``'s probability of each of ``sample_ids``."""
-    index = {int(s): i for i, s in enumerate(crm.column("sample_id").to_numpy())}
-    values = crm.column(name).to_numpy()
-    return np.array([values[index[int(s)]] for s in sample_ids], dtype=np.float64)
-
-
 def score_arm(
     arm: str, adapter: Path, model: str, rows: Subset, settings: FinetuneStageSettings
 ) -> np.ndarray:
@@ -169,11 +162,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     v_ids, t_ids = valid[any_arm].sample_ids, test[any_arm].sample_ids
     v_labels, t_labels = valid[any_arm].labels, test[any_arm].labels
     t_users = test[any_arm].user_ids.numpy()
-    crm_test = {name: aligned_crm(crm, t_ids, name) for name in CRMS if name in crm.column_names}
+    crm_test = {name: aligned(name, t_ids, crm, name) for name in CRMS if name in crm.column_names}
     result_rows = []
     for name, probs in crm_test.items():
         result_rows.append({"model": name, "n_train": None, "valid_auc":
-                            round(auc(v_labels, aligned_crm(crm, v_ids, name)), 4),
+                            round(auc(v_labels, aligned(name, v_ids, crm, name)), 4),
                             "test_auc": round(auc(t_labels, probs), 4)})  # fmt: skip
     result = {
         "model": model, "settings": args.set, "arms": args.arms, "n_train": sizes,

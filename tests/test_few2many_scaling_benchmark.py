@@ -34,7 +34,7 @@ def test_set_overrides_the_finetune_defaults(bench):
 
 def test_crm_probabilities_follow_the_asked_sample_order(bench):
     crm = pa.table({"sample_id": [7, 3, 5], "din": [0.7, 0.3, 0.5]})
-    np.testing.assert_array_equal(bench.aligned_crm(crm, np.array([5, 7]), "din"), [0.5, 0.7])
+    np.testing.assert_array_equal(bench.aligned("din", np.array([5, 7]), crm, "din"), [0.5, 0.7])
 
 
 def test_report_tables_every_row_and_draws_the_plot(bench, tmp_path):
