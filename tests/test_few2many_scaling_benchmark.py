@@ -1,25 +1,19 @@
 """benchmarks/few2many_scaling.py: its settings overrides and its report (the training
 itself is the finetune library's, tested there)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from reclora_pipeline.errors import UnknownSettingError
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "few2many_scaling.py"
+from tests.benchmark_scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("few2many_scaling", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("few2many_scaling")
 
 
 def test_set_overrides_the_finetune_defaults(bench):

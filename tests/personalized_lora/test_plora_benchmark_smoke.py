@@ -1,21 +1,17 @@
 """The overhead benchmark runs end to end on a tiny model (figures are not checked)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "personalized_lora_overhead.py"
+from tests.benchmark_scripts import load_benchmark
+
 TINY = ["--tiny", "--batch", "2", "--tokens", "8", "--warmup", "0", "--memory-steps", "1"]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("personalized_lora_overhead", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("personalized_lora_overhead")
 
 
 def test_timing_run_ends_with_one_json_line(bench, capsys):
