@@ -93,6 +93,11 @@ class DuckDBTable:
         """The whole table as a pyarrow Table (materialised: mind the size)."""
         return self.relation().to_arrow_table()
 
+    def batches(self, query: str, rows: int) -> pa.RecordBatchReader:
+        """``query``'s result as a stream of Arrow batches of ``rows`` rows. It reads on its
+        own cursor, so the shared connection stays free (for writing the stream's output)."""
+        return self.connection.cursor().sql(query).to_arrow_reader(rows)
+
     def df(self) -> pd.DataFrame:
         """The whole table as a pandas DataFrame (materialised: mind the size)."""
         return self.relation().df()

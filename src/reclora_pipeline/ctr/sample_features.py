@@ -25,12 +25,6 @@ logger = logging.getLogger(__name__)
 BATCH_ROWS = 1 << 20
 
 
-def _batches(table: DuckDBTable, query: str) -> pa.RecordBatchReader:
-    """``query``'s result as a stream of Arrow batches (its own cursor, so the shared
-    connection stays free)."""
-    return table.connection.cursor().sql(query).to_arrow_reader(BATCH_ROWS)
-
-
 def interaction_store(
     interactions: DuckDBTable, vocab: CTRVocab
 ) -> tuple[Sequences, np.ndarray, np.ndarray]:
@@ -53,7 +47,7 @@ def interaction_store(
         f"{interactions.sql_name} ORDER BY user_id, timestamp, item_id, interaction_id"
     )
     done, last_user, last_first = 0, None, 0
-    for batch in _batches(interactions, query):
+    for batch in interactions.batches(query, BATCH_ROWS):
         user = batch.column("user_id").to_numpy()
         rows = np.arange(done, done + len(user))
         # A user's first row: where the user id changes (across batches too).
@@ -101,7 +95,7 @@ def sample_features(
         "ORDER BY sample_id"
     )
     missing: list[np.ndarray] = []
-    for batch in _batches(samples, query):
+    for batch in samples.batches(query, BATCH_ROWS):
         table = pa.Table.from_batches([batch])
         sample_id = table.column("sample_id").to_numpy()
         known = (sample_id >= 0) & (sample_id < len(position))

@@ -81,13 +81,9 @@ def retrieve_histories(
     recipe = retrieval_recipe(settings)
     total = samples.count()
     columns = ", ".join((*ID_COLUMNS, "history_item_ids", "history_ratings"))
-    # Its own cursor: the table this stream is saved to is written through the shared
+    # On its own cursor: the table this stream is saved to is written through the shared
     # connection while these batches are still being read.
-    reader = (
-        samples.connection.cursor()
-        .sql(f"SELECT {columns} FROM {samples.sql_name}")
-        .to_arrow_reader(BATCH_ROWS)
-    )
+    reader = samples.batches(f"SELECT {columns} FROM {samples.sql_name}", BATCH_ROWS)
     # The output schema, from an empty batch: the stream must announce it before its first row.
     schema = retrieve_batch(reader.schema.empty_table(), lookup, recipe).schema
     return pa.RecordBatchReader.from_batches(
